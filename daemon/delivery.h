@@ -1,0 +1,69 @@
+/* delivery.h — the delivery engine: one thread around one curl_multi handle.
+ *
+ * Accepted escalations (already durable in the outbox) are submitted here;
+ * the engine builds and signs the body for the webhook's current row at each
+ * attempt, POSTs it, classifies the answer, schedules retries on a timer
+ * heap (backoff with ±20 % jitter, Retry-After honoured up to one hour),
+ * records progress in the outbox and reports every state change through the
+ * hooks. The test action runs here too. */
+#ifndef HG_DELIVERY_H
+#define HG_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "egress.h"
+#include "outbox.h"
+#include "webhook.h"
+
+struct delivery_config {
+  const double *schedule; /* seconds between attempts, after the first */
+  size_t nschedule;
+  long connect_timeout_ms; /* 5000 */
+  long total_timeout_ms;   /* 15000 */
+  const char *cafile;      /* CA bundle for webhook TLS, NULL = system */
+  const struct egress *egress;
+  bool allow_http;
+};
+
+struct delivery_hooks {
+  void *ctx;
+  /* Current row for agent_id: 1 found (deep copy into *w, the engine clears
+   * it), 0 none, -1 error. Called on the engine thread. */
+  int (*lookup)(void *ctx, const char *agent_id, struct webhook *w);
+  /* A delivery event of PROTOCOL.md section 6, to publish on
+   * <root>/delivery/<agent_id>. Called on the engine thread; must not block
+   * for long. The engine frees ev after the call. */
+  void (*event)(void *ctx, const char *agent_id, const cJSON *ev);
+};
+
+struct delivery_counters {
+  uint64_t delivered, retrying, failed, skipped, pending;
+};
+
+struct delivery;
+
+int delivery_start(const struct delivery_config *cfg, const struct delivery_hooks *hooks,
+                   struct outbox *ob, struct delivery **out);
+
+/* Stop: no new attempts; in-flight requests get up to grace_ms to finish,
+ * the rest stay pending in the outbox. Joins the thread and frees. */
+void delivery_stop(struct delivery *d, long grace_ms);
+
+/* Hand over an entry already durable in the outbox (copied). Wakes the
+ * engine. Returns 0 or -1 (OOM). Safe from any thread. */
+int delivery_submit(struct delivery *d, const struct outbox_entry *e);
+
+/* The test action: one POST now of the dummy payload for w (copied),
+ * eventType "escalation.test", no retries, no outbox. done() is called once
+ * on the engine thread with the reply's data object of PROTOCOL.md section 3
+ * (ownership passes to done). Returns 0 or -1. */
+int delivery_test(struct delivery *d, const struct webhook *w,
+                  void (*done)(void *arg, cJSON *data), void *arg);
+
+void delivery_counters(struct delivery *d, struct delivery_counters *out);
+
+#endif
