@@ -1,1 +1,380 @@
-/* placeholder until implemented */
+/* session.c — the Paho MQTTAsync wrapper. */
+#include "session.h"
+
+#include <MQTTAsync.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+struct session {
+  MQTTAsync client;
+  struct session_handlers h;
+  char *uri;
+  char *will_topic;
+  char *will_json;
+  char **topics;
+  int ntopics;
+  const struct config *cfg;
+  atomic_bool connected;
+  atomic_bool connecting; /* a connect call is outstanding */
+  atomic_bool ever_connected;
+  int64_t next_try_ms;
+  MQTTProperties connect_props;
+  atomic_bool disconnected; /* set by the disconnect callback */
+};
+
+static char *dup_bytes(const void *p, size_t n)
+{
+  char *s = malloc(n + 1);
+  if(s) {
+    memcpy(s, p, n);
+    s[n] = '\0';
+  }
+  return s;
+}
+
+/* Paho takes mqtt:// and mqtts:// only in newer releases: map them. */
+static char *paho_uri(const char *uri)
+{
+  const char *rest = NULL, *scheme = NULL;
+  if(!strncmp(uri, "mqtt://", 7))
+    scheme = "tcp://", rest = uri + 7;
+  else if(!strncmp(uri, "mqtts://", 8))
+    scheme = "ssl://", rest = uri + 8;
+  if(!scheme)
+    return strdup(uri);
+  size_t n = strlen(scheme) + strlen(rest) + 1;
+  char *s = malloc(n);
+  if(s)
+    snprintf(s, n, "%s%s", scheme, rest);
+  return s;
+}
+
+static void on_subscribed(void *ctx, MQTTAsync_successData5 *resp)
+{
+  struct session *s = ctx;
+  for(int i = 0; resp && i < resp->alt.sub.reasonCodeCount; i++) {
+    if(resp->alt.sub.reasonCodes[i] > 2) {
+      log_event(LOG_LVL_ERROR, "mqtt.subscribe_refused", "topic=%s reason=%d", s->topics[i],
+                (int)resp->alt.sub.reasonCodes[i]);
+    }
+  }
+  if(resp && resp->reasonCode > 2 && resp->alt.sub.reasonCodeCount == 0)
+    log_event(LOG_LVL_ERROR, "mqtt.subscribe_refused", "reason=%d", (int)resp->reasonCode);
+  if(s->h.ready)
+    s->h.ready(s->h.ctx);
+}
+
+static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+  (void)ctx;
+  log_event(LOG_LVL_ERROR, "mqtt.subscribe_failed", "code=%d reason=%d",
+            resp ? resp->code : 0, resp ? (int)resp->reasonCode : 0);
+}
+
+/* Runs after every successful connect, first or automatic: subscribe here,
+ * since a reconnect does not re-run the connect's onSuccess. */
+static void on_connected(void *ctx, char *cause)
+{
+  struct session *s = ctx;
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  int *qos = calloc((size_t)s->ntopics, sizeof(int));
+
+  (void)cause;
+  atomic_store(&s->connected, true);
+  atomic_store(&s->connecting, false);
+  atomic_store(&s->ever_connected, true);
+  log_event(LOG_LVL_INFO, "mqtt.connected", "broker=%s", s->cfg->broker);
+  if(!qos)
+    return;
+  for(int i = 0; i < s->ntopics; i++)
+    qos[i] = 1;
+  ro.onSuccess5 = on_subscribed;
+  ro.onFailure5 = on_subscribe_failed;
+  ro.context = s;
+  int rc = MQTTAsync_subscribeMany(s->client, s->ntopics, s->topics, qos, &ro);
+  if(rc != MQTTASYNC_SUCCESS)
+    log_event(LOG_LVL_ERROR, "mqtt.subscribe_failed", "code=%d", rc);
+  free(qos);
+}
+
+static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+  struct session *s = ctx;
+  atomic_store(&s->connecting, false);
+  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=\"%s\"",
+            s->cfg->broker, resp ? resp->code : 0, resp ? (int)resp->reasonCode : 0,
+            resp && resp->message ? resp->message : "connection refused or unreachable");
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+  struct session *s = ctx;
+  atomic_store(&s->connected, false);
+  log_event(LOG_LVL_WARN, "mqtt.connection_lost", "cause=\"%s\"", cause ? cause : "unknown");
+}
+
+static void copy_props(const MQTTProperties *props, struct session_msg *m, char **owned, int *nowned)
+{
+  for(int i = 0; i < props->count; i++) {
+    const MQTTProperty *p = &props->array[i];
+    if(p->identifier == MQTTPROPERTY_CODE_RESPONSE_TOPIC && !m->response_topic) {
+      owned[*nowned] = dup_bytes(p->value.data.data, (size_t)p->value.data.len);
+      m->response_topic = owned[(*nowned)++];
+    } else if(p->identifier == MQTTPROPERTY_CODE_CORRELATION_DATA && !m->corr) {
+      m->corr = p->value.data.data;
+      m->corrlen = (size_t)p->value.data.len;
+    } else if(p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY && *nowned < 8) {
+      const char **slot = NULL;
+      size_t n = (size_t)p->value.data.len;
+      const char *name = p->value.data.data;
+      if(n == 6 && !memcmp(name, "hg-key", 6))
+        slot = &m->props.key;
+      else if(n == 5 && !memcmp(name, "hg-ts", 5))
+        slot = &m->props.ts;
+      else if(n == 8 && !memcmp(name, "hg-nonce", 8))
+        slot = &m->props.nonce;
+      else if(n == 6 && !memcmp(name, "hg-sig", 6))
+        slot = &m->props.sig;
+      /* A repeated property is ambiguous: keep the first, the signature
+       * check then decides. Embedded NULs make it malformed (cut short). */
+      if(slot && !*slot) {
+        owned[*nowned] = dup_bytes(p->value.value.data, (size_t)p->value.value.len);
+        if(owned[*nowned] && strlen(owned[*nowned]) != (size_t)p->value.value.len)
+          owned[*nowned][0] = '\0';
+        *slot = owned[(*nowned)++];
+      }
+    }
+  }
+}
+
+/* Always returns 1: the message is ours once the handler returns. Returning
+ * 0 would make Paho acknowledge it from memory and redeliver it later. */
+static int on_message(void *ctx, char *topic, int topiclen, MQTTAsync_message *msg)
+{
+  struct session *s = ctx;
+  struct session_msg m = {0};
+  char *owned[9] = {0};
+  int nowned = 0;
+  char *t = topiclen > 0 ? dup_bytes(topic, (size_t)topiclen) : strdup(topic);
+
+  if(t) {
+    m.topic = t;
+    m.payload = msg->payload;
+    m.len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    copy_props(&msg->properties, &m, owned, &nowned);
+    s->h.message(s->h.ctx, &m);
+  } else {
+    log_event(LOG_LVL_ERROR, "mqtt.oom", "what=topic");
+  }
+  for(int i = 0; i < nowned; i++)
+    free(owned[i]);
+  free(t);
+  MQTTAsync_freeMessage(&msg);
+  MQTTAsync_free(topic);
+  return 1;
+}
+
+int session_create(const struct config *cfg, const char *will_topic, const char *will_json,
+                   const char *const *topics, size_t ntopics, const struct session_handlers *h,
+                   struct session **out, char *err, size_t errsz)
+{
+  MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+  struct session *s = calloc(1, sizeof(*s));
+  char clientid[160];
+  int rc;
+
+  if(!s)
+    goto oom;
+  s->cfg = cfg;
+  s->h = *h;
+  s->uri = paho_uri(cfg->broker);
+  s->will_topic = strdup(will_topic);
+  s->will_json = strdup(will_json);
+  s->topics = calloc(ntopics, sizeof(char *));
+  if(!s->uri || !s->will_topic || !s->will_json || !s->topics)
+    goto oom;
+  for(size_t i = 0; i < ntopics; i++)
+    if(!(s->topics[s->ntopics++] = strdup(topics[i])))
+      goto oom;
+  /* Replies and events published while the broker is away wait here. */
+  co.sendWhileDisconnected = 1;
+  co.maxBufferedMessages = 100000;
+  co.deleteOldestMessages = 1;
+  snprintf(clientid, sizeof(clientid), "hgd-%s", cfg->instance);
+  rc = MQTTAsync_createWithOptions(&s->client, s->uri, clientid, MQTTCLIENT_PERSISTENCE_NONE, NULL,
+                                   &co);
+  if(rc != MQTTASYNC_SUCCESS) {
+    snprintf(err, errsz, "cannot create MQTT client for %s (Paho code %d)", cfg->broker, rc);
+    goto fail;
+  }
+  MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message, NULL);
+  MQTTAsync_setConnected(s->client, s, on_connected);
+  *out = s;
+  return 0;
+oom:
+  snprintf(err, errsz, "out of memory");
+fail:
+  session_close(s);
+  return -1;
+}
+
+static int connect_now(struct session *s)
+{
+  MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+  MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+  MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+  MQTTProperty p = {0};
+  int rc;
+
+  MQTTProperties_free(&s->connect_props);
+  p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+  p.value.integer4 = (unsigned)s->cfg->session_expiry;
+  MQTTProperties_add(&s->connect_props, &p);
+  co.connectProperties = &s->connect_props;
+  co.cleanstart = 0;
+  co.keepAliveInterval = 30;
+  co.connectTimeout = 10;
+  co.automaticReconnect = 1;
+  co.minRetryInterval = 1;
+  co.maxRetryInterval = 16;
+  co.username = s->cfg->username;
+  co.password = s->cfg->password;
+  will.topicName = s->will_topic;
+  will.message = NULL;
+  will.payload.data = s->will_json;
+  will.payload.len = (int)strlen(s->will_json);
+  will.retained = 1;
+  will.qos = 1;
+  co.will = &will;
+  if(!strncmp(s->uri, "ssl://", 6)) {
+    ssl.trustStore = s->cfg->cafile;
+    ssl.keyStore = s->cfg->cert;
+    ssl.privateKey = s->cfg->key;
+    ssl.enableServerCertAuth = 1;
+    ssl.verify = 1; /* host name check: off by default in Paho */
+    co.ssl = &ssl;
+  }
+  co.onFailure5 = on_connect_failed;
+  co.context = s;
+  atomic_store(&s->connecting, true);
+  rc = MQTTAsync_connect(s->client, &co);
+  if(rc != MQTTASYNC_SUCCESS) {
+    atomic_store(&s->connecting, false);
+    log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d", s->cfg->broker, rc);
+    return -1;
+  }
+  return 0;
+}
+
+int session_start(struct session *s)
+{
+  s->next_try_ms = clock_mono_ms() + 2000;
+  return connect_now(s);
+}
+
+void session_tick(struct session *s)
+{
+  /* Paho's automatic reconnect takes over only after a first success. */
+  if(atomic_load(&s->ever_connected) || atomic_load(&s->connecting))
+    return;
+  if(clock_mono_ms() < s->next_try_ms)
+    return;
+  s->next_try_ms = clock_mono_ms() + 2000;
+  connect_now(s);
+}
+
+bool session_is_connected(struct session *s) { return atomic_load(&s->connected); }
+
+int session_publish(struct session *s, const char *topic, const void *payload, size_t len, int qos,
+                    bool retained, const void *corr, size_t corrlen)
+{
+  MQTTAsync_message msg = MQTTAsync_message_initializer;
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  MQTTProperty p = {0};
+  int rc;
+
+  msg.payload = (void *)payload;
+  msg.payloadlen = (int)len;
+  msg.qos = qos;
+  msg.retained = retained;
+  if(corr) {
+    p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+    p.value.data.data = (char *)corr;
+    p.value.data.len = (int)corrlen;
+    MQTTProperties_add(&msg.properties, &p);
+  }
+  rc = MQTTAsync_sendMessage(s->client, topic, &msg, &ro);
+  MQTTProperties_free(&msg.properties);
+  if(rc != MQTTASYNC_SUCCESS) {
+    log_event(LOG_LVL_WARN, "mqtt.publish_failed", "topic=%s code=%d", topic, rc);
+    return -1;
+  }
+  return 0;
+}
+
+void session_flush(struct session *s, long timeout_ms)
+{
+  MQTTAsync_token *tokens = NULL;
+  int64_t deadline = clock_mono_ms() + timeout_ms;
+
+  if(MQTTAsync_getPendingTokens(s->client, &tokens) != MQTTASYNC_SUCCESS || !tokens)
+    return;
+  for(int i = 0; tokens[i] != -1; i++) {
+    int64_t left = deadline - clock_mono_ms();
+    if(left <= 0)
+      break;
+    MQTTAsync_waitForCompletion(s->client, tokens[i], (unsigned long)left);
+  }
+  MQTTAsync_free(tokens);
+}
+
+static void on_disconnected(void *ctx, MQTTAsync_successData5 *resp)
+{
+  struct session *s = ctx;
+  (void)resp;
+  atomic_store(&s->disconnected, true);
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+  struct session *s = ctx;
+  (void)resp;
+  atomic_store(&s->disconnected, true);
+}
+
+void session_close(struct session *s)
+{
+  if(!s)
+    return;
+  if(s->client) {
+    if(MQTTAsync_isConnected(s->client)) {
+      MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+      d.timeout = 2000;
+      d.onSuccess5 = on_disconnected;
+      d.onFailure5 = on_disconnect_failed;
+      d.context = s;
+      d.reasonCode = MQTTREASONCODE_NORMAL_DISCONNECTION; /* no will */
+      if(MQTTAsync_disconnect(s->client, &d) == MQTTASYNC_SUCCESS) {
+        for(int i = 0; i < 300 && !atomic_load(&s->disconnected); i++)
+          usleep(10000);
+      }
+    }
+    MQTTAsync_destroy(&s->client);
+  }
+  MQTTProperties_free(&s->connect_props);
+  for(int i = 0; i < s->ntopics; i++)
+    free(s->topics[i]);
+  free(s->topics);
+  free(s->uri);
+  free(s->will_topic);
+  free(s->will_json);
+  free(s);
+}
