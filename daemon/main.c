@@ -176,9 +176,12 @@ static void stop(struct hgd *app)
     free(offline);
     session_close(app->session);
   }
-  outbox_close(app->outbox);
-  store_close(app->store);
-  egress_free(app->egress);
+  if(app->outbox)
+    outbox_close(app->outbox);
+  if(app->store)
+    store_close(app->store);
+  if(app->egress)
+    egress_free(app->egress);
   keyring_free(app->keys);
 }
 
