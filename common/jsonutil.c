@@ -1,1 +1,186 @@
-/* placeholder until implemented */
+/* jsonutil.c — bounded parsing of hostile JSON, compact printing, accessors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonutil.h"
+
+static void set_err(char *err, size_t errsz, const char *msg)
+{
+  if (err && errsz)
+    snprintf(err, errsz, "%s", msg);
+}
+
+bool jsonutil_utf8_valid(const char *str, size_t len)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+
+  if (!s)
+    return len == 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    /* Table 3-7 of the Unicode standard: the second byte's range excludes
+     * overlongs (E0, F0), surrogates (ED) and values past U+10FFFF (F4). */
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0)
+        lo = 0xa0;
+      else if (c == 0xed)
+        hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0)
+        lo = 0x90;
+      else if (c == 0xf4)
+        hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (len - i - 1 < n)
+      return false;
+    if (s[i + 1] < lo || s[i + 1] > hi)
+      return false;
+    for (size_t k = 2; k <= n; k++)
+      if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+        return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+/* One pass before cJSON: nesting depth of containers outside strings, NUL
+ * bytes, and \u0000 escapes (cJSON would cut the string there silently). */
+static int prescan(const unsigned char *s, size_t len, char *err, size_t errsz)
+{
+  int depth = 0;
+  bool in_str = false;
+
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = s[i];
+    if (c == '\0') {
+      set_err(err, errsz, "JSON contains a NUL byte");
+      return -1;
+    }
+    if (in_str) {
+      if (c < 0x20) {
+        set_err(err, errsz, "JSON string contains a raw control character");
+        return -1;
+      }
+      if (c == '\\') {
+        if (i + 1 < len && s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0) {
+          set_err(err, errsz, "JSON string contains \\u0000");
+          return -1;
+        }
+        i++; /* skip the escaped character */
+      } else if (c == '"') {
+        in_str = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > JSONUTIL_MAX_DEPTH) {
+        set_err(err, errsz, "JSON nested too deeply");
+        return -1;
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return 0;
+}
+
+/* Numbers JSON cannot carry (1e999 parses to infinity) are refused rather
+ * than printed back as null. */
+static bool all_finite(const cJSON *item)
+{
+  for (; item; item = item->next) {
+    if (cJSON_IsNumber(item) && !isfinite(item->valuedouble))
+      return false;
+    if (item->child && !all_finite(item->child))
+      return false;
+  }
+  return true;
+}
+
+cJSON *jsonutil_parse(const void *buf, size_t len, size_t maxlen, char *err, size_t errsz)
+{
+  char *copy = NULL;
+  const char *end = NULL;
+  cJSON *root = NULL;
+
+  if (!buf && len)
+    len = 0;
+  if (len > maxlen) {
+    set_err(err, errsz, "JSON too large");
+    return NULL;
+  }
+  if (len == 0) {
+    set_err(err, errsz, "JSON is empty");
+    return NULL;
+  }
+  if (prescan(buf, len, err, errsz) != 0)
+    return NULL;
+  if (!jsonutil_utf8_valid(buf, len)) {
+    set_err(err, errsz, "JSON is not valid UTF-8");
+    return NULL;
+  }
+  /* cJSON wants the terminating NUL inside the length it is given to
+   * enforce "nothing after the value"; the input need not carry one. */
+  copy = malloc(len + 1);
+  if (!copy) {
+    set_err(err, errsz, "out of memory");
+    return NULL;
+  }
+  memcpy(copy, buf, len);
+  copy[len] = '\0';
+  root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 1);
+  if (!root) {
+    char msg[64];
+    size_t off = (end && end >= copy && end <= copy + len) ? (size_t)(end - copy) : 0;
+    snprintf(msg, sizeof msg, "invalid JSON at byte %zu", off);
+    set_err(err, errsz, msg);
+    goto out;
+  }
+  if (!all_finite(root)) {
+    set_err(err, errsz, "JSON number out of range");
+    cJSON_Delete(root);
+    root = NULL;
+  }
+out:
+  free(copy);
+  return root;
+}
+
+char *jsonutil_print(const cJSON *item)
+{
+  if (!item)
+    return NULL;
+  return cJSON_PrintUnformatted((cJSON *)item);
+}
+
+cJSON *jsonutil_add_string_or_null(cJSON *obj, const char *key, const char *s)
+{
+  if (!obj || !key)
+    return NULL;
+  return s ? cJSON_AddStringToObject(obj, key, s) : cJSON_AddNullToObject(obj, key);
+}
+
+cJSON *jsonutil_get(const cJSON *obj, const char *key)
+{
+  if (!cJSON_IsObject(obj) || !key)
+    return NULL;
+  return cJSON_GetObjectItemCaseSensitive(obj, key);
+}

@@ -41,8 +41,9 @@ int payload_stdwh_signature(const char *secret, const char *id, const char *ts,
                             const char *body, size_t bodylen, char out[PAYLOAD_STDWH_SIG_MAX]);
 
 /* The dummy escalation the test action sends: sample values for the default
- * fields and, for each custom field, a sample string ("test-<key>").
- * Returns 0 or -1 (OOM). */
+ * fields, a new UUID v4 in out->event_id, and for each custom field that is
+ * not a default field a sample string ("test-<key>") in out->fields.
+ * Returns 0 or -1 (OOM, RNG failure). */
 int payload_test_escalation(const struct webhook *w, struct escalation *out);
 
 #endif
