@@ -89,8 +89,8 @@ static int from_object(const cJSON *root, struct escalation *out, char *err, siz
   return 0;
 }
 
-int escalation_parse(const void *buf, size_t len, size_t maxlen, struct escalation *out,
-                     char *err, size_t errsz)
+int escalation_parse(const void *buf, size_t len, size_t maxlen, struct escalation *out, char *err,
+                     size_t errsz)
 {
   char jerr[96];
   cJSON *root;

@@ -23,9 +23,12 @@ struct escalation {
 };
 
 /* Parse and validate a raw payload (len bytes, need not be NUL-terminated).
- * Refuses a non-object, a wrong type, an eventId that is not a UUID, an
- * oversize payload (over maxlen), and unknown top-level properties are
- * ignored (forward compatibility for call nodes). Returns 0, or -1 with err. */
+ * Refuses a non-object, a wrong type, an eventId that is not a UUID, a
+ * repeated named property, invalid JSON (jsonutil_parse limits) and an
+ * oversize payload (over maxlen; 0 means ESCALATION_MAX_BYTES). A JSON null
+ * counts as absent. Unknown top-level properties are ignored (forward
+ * compatibility for call nodes). eventId is stored lowercase. Returns 0, or
+ * -1 with err (and *out empty). */
 int escalation_parse(const void *buf, size_t len, size_t maxlen, struct escalation *out,
                      char *err, size_t errsz);
 

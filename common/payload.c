@@ -202,8 +202,8 @@ int payload_signature(const struct webhook *w, const cJSON *obj, const char *bod
   return rc;
 }
 
-int payload_stdwh_signature(const char *secret, const char *id, const char *ts,
-                            const char *body, size_t bodylen, char out[PAYLOAD_STDWH_SIG_MAX])
+int payload_stdwh_signature(const char *secret, const char *id, const char *ts, const char *body,
+                            size_t bodylen, char out[PAYLOAD_STDWH_SIG_MAX])
 {
   uint8_t mac[CRYPTO_SHA256_LEN];
   int rc;

@@ -12,8 +12,8 @@ int reqsig_sign(const char *secret, const char *topic, const char *ts, const cha
   if (!secret || !topic || !ts || !nonce || (payloadlen && !payload))
     return -1;
   const struct crypto_part parts[] = {
-      {"hg1\n", 4},          {topic, strlen(topic)}, {"\n", 1}, {ts, strlen(ts)}, {"\n", 1},
-      {nonce, strlen(nonce)}, {"\n", 1},             {payload, payloadlen},
+      {"hg1\n", 4}, {topic, strlen(topic)}, {"\n", 1}, {ts, strlen(ts)},
+      {"\n", 1},    {nonce, strlen(nonce)}, {"\n", 1}, {payload, payloadlen},
   };
   if (crypto_hmac_sha256_parts(secret, strlen(secret), parts, sizeof parts / sizeof parts[0],
                                mac) != 0)

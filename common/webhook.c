@@ -193,8 +193,8 @@ static bool field_key_valid(const char *k)
     return false;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)k[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          c == '_' || c == '.' || c == '-'))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+          c == '.' || c == '-'))
       return false;
   }
   return true;

@@ -50,7 +50,10 @@ struct webhook {
 int webhook_from_request(const cJSON *params, bool allow_http, struct webhook *out, char *err,
                          size_t errsz);
 
-/* Validators usable on their own (return 0 or -1 with err set). */
+/* Validators usable on their own (return 0 or -1 with err set). A URL must
+ * also be ASCII (non-ASCII percent-encoded), its host a name of
+ * [A-Za-z0-9._-], an IPv4 address or a bracketed IPv6 literal, its port (if
+ * any) 1..65535. */
 int webhook_check_url(const char *url, bool allow_http, char *err, size_t errsz);
 int webhook_check_header(const char *name, char *err, size_t errsz);
 
@@ -58,7 +61,9 @@ int webhook_check_header(const char *name, char *err, size_t errsz);
  * otherwise the wire form (secret masked as eight U+2022, or null). */
 cJSON *webhook_to_json(const struct webhook *w, bool with_secret);
 
-/* Read back the on-disk form. Returns 0 or -1 with err set. */
+/* Read back the on-disk form. Returns 0 or -1 with err set. Refuses the wire
+ * form (a masked secret). http:// URLs are admitted here: whether to deliver
+ * to one is decided at delivery time. Unknown members are ignored. */
 int webhook_from_json(const cJSON *j, struct webhook *out, char *err, size_t errsz);
 
 /* Deep copy. Returns 0 or -1 (out of memory). */

@@ -252,11 +252,11 @@ static void check_request_vector(const cJSON *vec)
   /* Any change is refused. */
   assert_false(reqsig_verify(secret, topic, ts, nonce, payload, strlen(payload) - 1, want));
   assert_false(reqsig_verify("other", topic, ts, nonce, payload, strlen(payload), want));
-  assert_false(reqsig_verify(secret, "hg/v1/webhook/delete", ts, nonce, payload, strlen(payload),
-                             want));
+  assert_false(
+      reqsig_verify(secret, "hg/v1/webhook/delete", ts, nonce, payload, strlen(payload), want));
   assert_false(reqsig_verify(secret, topic, "1796320801", nonce, payload, strlen(payload), want));
-  assert_false(reqsig_verify(secret, topic, ts, "0000000000000000", payload, strlen(payload),
-                             want));
+  assert_false(
+      reqsig_verify(secret, topic, ts, "0000000000000000", payload, strlen(payload), want));
   bad = strdup(want);
   bad[0] = bad[0] == '0' ? '1' : '0';
   assert_false(reqsig_verify(secret, topic, ts, nonce, payload, strlen(payload), bad));
@@ -354,8 +354,7 @@ static void test_hmac_known_answers(void **state)
   memset(key, 0x0b, 20);
   assert_int_equal(crypto_hmac_sha256_hex(key, 20, "Hi There", 8, hex), 0);
   assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
-  assert_int_equal(
-      crypto_hmac_sha256_hex("Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
+  assert_int_equal(crypto_hmac_sha256_hex("Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
   assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   memset(key, 0xaa, sizeof key);
   assert_int_equal(crypto_hmac_sha256_hex(key, sizeof key, big, strlen(big), hex), 0);
@@ -376,8 +375,13 @@ static void test_hex_base64(void **state)
   (void)state;
   static const struct {
     const char *in, *out;
-  } b64[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},     {"foo", "Zm9v"},
-             {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  } b64[] = {{"", ""},
+             {"f", "Zg=="},
+             {"fo", "Zm8="},
+             {"foo", "Zm9v"},
+             {"foob", "Zm9vYg=="},
+             {"fooba", "Zm9vYmE="},
+             {"foobar", "Zm9vYmFy"}};
   const uint8_t bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
   char hex[2 * sizeof bytes + 1], out[256];
   uint8_t big[120];
@@ -398,8 +402,9 @@ static void test_hex_base64(void **state)
     big[i] = (uint8_t)i;
   assert_int_equal(crypto_base64_encode(big, sizeof big, out, sizeof out), 160);
   assert_null(strchr(out, '\n'));
-  assert_string_equal(out, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7"
-                           "PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fYGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3");
+  assert_string_equal(
+      out, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7"
+           "PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fYGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3");
   /* Too small a buffer (the NUL needs room too). */
   assert_int_equal(crypto_base64_encode((const uint8_t *)"foo", 3, out, 4), -1);
   assert_int_equal(crypto_base64_encode((const uint8_t *)"foo", 3, out, 5), 4);
@@ -425,7 +430,7 @@ static void test_equal_and_wipe(void **state)
 
 static void *rng_thread(void *arg)
 {
-  char (*ids)[UUID_STR_LEN + 1] = arg;
+  char(*ids)[UUID_STR_LEN + 1] = arg;
 
   for (int i = 0; i < 50; i++)
     if (uuid_v4(ids[i]) != 0)
@@ -557,7 +562,8 @@ static void test_reqsig_helpers(void **state)
 
   assert_true(reqsig_nonce_valid("0123456789abcdef"));
   assert_false(reqsig_nonce_valid("0123456789abcde"));
-  assert_true(reqsig_nonce_valid("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  assert_true(
+      reqsig_nonce_valid("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
   assert_false(
       reqsig_nonce_valid("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"));
   assert_false(reqsig_nonce_valid("0123456789ABCDEF"));
@@ -736,8 +742,9 @@ static void test_webhook_request_ok(void **state)
   char err[256];
 
   assert_int_equal(
-      upsert("{\"agentId\":\"3FA85F64-5717-4562-B3FC-2C963F66AFA6\",\"url\":\"https://h.example/x\"}",
-             false, &w, err, sizeof err),
+      upsert(
+          "{\"agentId\":\"3FA85F64-5717-4562-B3FC-2C963F66AFA6\",\"url\":\"https://h.example/x\"}",
+          false, &w, err, sizeof err),
       0);
   assert_string_equal(w.agent_id, AGENT);
   assert_string_equal(w.url, "https://h.example/x");
@@ -748,7 +755,8 @@ static void test_webhook_request_ok(void **state)
   assert_int_equal(w.created_ms, 0);
   webhook_clear(&w);
 
-  assert_int_equal(upsert("{" BASE ",\"secret\":\"s\",\"secret_header\":\"X-Sig\",\"custom_fields\":"
+  assert_int_equal(upsert("{" BASE
+                          ",\"secret\":\"s\",\"secret_header\":\"X-Sig\",\"custom_fields\":"
                           "[\"a\",{\"key\":\"b\",\"hint\":\"h\",\"useForSignature\":true},"
                           "{\"key\":\"c\",\"hint\":null}],\"is_active\":false}",
                           false, &w, err, sizeof err),
@@ -781,7 +789,8 @@ static void test_webhook_request_params(void **state)
 
   upsert_bad("{\"url\":\"https://h.example/\"}", false, "agentId is required");
   upsert_bad("{\"agentId\":null,\"url\":\"https://h.example/\"}", false, "agentId is required");
-  upsert_bad("{\"agentId\":\"nope\",\"url\":\"https://h.example/\"}", false, "agentId must be a UUID");
+  upsert_bad("{\"agentId\":\"nope\",\"url\":\"https://h.example/\"}", false,
+             "agentId must be a UUID");
   upsert_bad("{\"agentId\":5,\"url\":\"https://h.example/\"}", false, "agentId");
 
   upsert_bad("{\"agentId\":\"" AGENT "\"}", false, "url is required");
@@ -906,17 +915,27 @@ static void test_webhook_header(void **state)
 {
   (void)state;
   static const char *const good[] = {
-      "X-HelpGenie-Signature", "X-Sig", "a", "x!#$%&'*+-.^_`|~9", "X-Webhook-Signature",
-      "Webhook", "Hosts",
+      "X-HelpGenie-Signature", "X-Sig",   "a",     "x!#$%&'*+-.^_`|~9",
+      "X-Webhook-Signature",   "Webhook", "Hosts",
   };
   static const char *const reserved[] = {
-      "Host",       "host",       "Content-Type",         "content-TYPE",
-      "Content-Length", "Transfer-Encoding", "CONNECTION", "User-Agent",
-      "X-HelpGenie-Event-Id", "x-helpgenie-attempt", "webhook-id", "Webhook-Signature",
-      "WEBHOOK-TIMESTAMP", "webhook-",
+      "Host",
+      "host",
+      "Content-Type",
+      "content-TYPE",
+      "Content-Length",
+      "Transfer-Encoding",
+      "CONNECTION",
+      "User-Agent",
+      "X-HelpGenie-Event-Id",
+      "x-helpgenie-attempt",
+      "webhook-id",
+      "Webhook-Signature",
+      "WEBHOOK-TIMESTAMP",
+      "webhook-",
   };
-  static const char *const malformed[] = {"", "X Sig", "X-Sig:", "X(Sig)", "X\"Sig", "X/Sig",
-                                          "X-S\xc3\xa9g", "X,Sig", "X-Sig\t"};
+  static const char *const malformed[] = {"",      "X Sig",        "X-Sig:", "X(Sig)", "X\"Sig",
+                                          "X/Sig", "X-S\xc3\xa9g", "X,Sig",  "X-Sig\t"};
   char err[256];
   char *h;
 
@@ -978,9 +997,11 @@ static void test_webhook_custom_fields(void **state)
   upsert_ok(buf, false);
   snprintf(buf, sizeof buf, "{" BASE ",\"custom_fields\":[\"%s\"]}", k65);
   upsert_bad(buf, false, "custom_fields[0].key");
-  snprintf(buf, sizeof buf, "{" BASE ",\"custom_fields\":[{\"key\":\"a\",\"hint\":\"%s\"}]}", h1024);
+  snprintf(buf, sizeof buf, "{" BASE ",\"custom_fields\":[{\"key\":\"a\",\"hint\":\"%s\"}]}",
+           h1024);
   upsert_ok(buf, false);
-  snprintf(buf, sizeof buf, "{" BASE ",\"custom_fields\":[{\"key\":\"a\",\"hint\":\"%s\"}]}", h1025);
+  snprintf(buf, sizeof buf, "{" BASE ",\"custom_fields\":[{\"key\":\"a\",\"hint\":\"%s\"}]}",
+           h1025);
   upsert_bad(buf, false, "custom_fields[0].hint");
 
   /* 64 items pass, 65 do not. */
@@ -1018,12 +1039,13 @@ static void test_webhook_json_forms(void **state)
   j = webhook_to_json(&w, false);
   s = jsonutil_print(j);
   assert_string_equal(
-      s, "{\"id\":\"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0\",\"agent_id\":\"" AGENT "\","
-         "\"url\":\"https://hooks.example.com/x\",\"secret\":\"" WEBHOOK_MASK "\","
-         "\"secret_header\":\"X-HelpGenie-Signature\",\"custom_fields\":[{\"key\":\"a\","
-         "\"hint\":null,\"useForSignature\":false},{\"key\":\"b\",\"hint\":\"Account \xc3\xa9\","
-         "\"useForSignature\":true}],\"is_active\":true,\"created_at\":\"2026-12-03T18:00:00.000Z\","
-         "\"updated_at\":\"2026-12-03T18:05:09.120Z\"}");
+      s,
+      "{\"id\":\"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0\",\"agent_id\":\"" AGENT "\","
+      "\"url\":\"https://hooks.example.com/x\",\"secret\":\"" WEBHOOK_MASK "\","
+      "\"secret_header\":\"X-HelpGenie-Signature\",\"custom_fields\":[{\"key\":\"a\","
+      "\"hint\":null,\"useForSignature\":false},{\"key\":\"b\",\"hint\":\"Account \xc3\xa9\","
+      "\"useForSignature\":true}],\"is_active\":true,\"created_at\":\"2026-12-03T18:00:00.000Z\","
+      "\"updated_at\":\"2026-12-03T18:05:09.120Z\"}");
   assert_null(strstr(s, "top"));
   assert_string_equal(WEBHOOK_MASK, "••••••••");
   /* The wire form is not the stored form. */
@@ -1258,9 +1280,9 @@ static void test_payload_default_and_custom(void **state)
   webhook_clear(&w);
 
   /* Signed message of an unflagged webhook is the body itself. */
-  assert_int_equal(upsert("{" BASE ",\"secret\":\"k\",\"custom_fields\":[\"a\"]}", false, &w, err,
-                          sizeof err),
-                   0);
+  assert_int_equal(
+      upsert("{" BASE ",\"secret\":\"k\",\"custom_fields\":[\"a\"]}", false, &w, err, sizeof err),
+      0);
   {
     size_t len;
     char *msg = payload_signed_message(&w, NULL, "{\"a\":null}", &len);
@@ -1280,8 +1302,8 @@ static void test_payload_test_escalation(void **state)
   char err[256], *s;
   cJSON *o;
 
-  assert_int_equal(upsert("{" BASE ",\"custom_fields\":[\"accountNumber\",\"callSid\"]}", false,
-                          &w, err, sizeof err),
+  assert_int_equal(upsert("{" BASE ",\"custom_fields\":[\"accountNumber\",\"callSid\"]}", false, &w,
+                          err, sizeof err),
                    0);
   assert_int_equal(payload_test_escalation(&w, &e), 0);
   assert_true(uuid_valid(e.event_id));
