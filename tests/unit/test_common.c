@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "crypto.h"
@@ -466,6 +468,34 @@ static void test_random(void **state)
   for (int i = 0; i < 200; i++)
     for (int j = i + 1; j < 200; j++)
       assert_string_not_equal(ids[i / 50][i % 50], ids[j / 50][j % 50]);
+}
+
+/* A forked child must not replay the parent's random stream. */
+static void test_random_fork(void **state)
+{
+  (void)state;
+  uint8_t mine[16], theirs[16];
+  int fds[2], status;
+  pid_t pid;
+
+  assert_int_equal(crypto_random(mine, sizeof mine), 0); /* parent's RNG exists */
+  assert_int_equal(pipe(fds), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    uint8_t b[16];
+    close(fds[0]);
+    if (crypto_random(b, sizeof b) != 0 || write(fds[1], b, sizeof b) != (ssize_t)sizeof b)
+      _exit(1);
+    _exit(0);
+  }
+  close(fds[1]);
+  assert_int_equal(crypto_random(mine, sizeof mine), 0);
+  assert_int_equal(read(fds[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+  close(fds[0]);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_memory_not_equal(mine, theirs, sizeof mine);
 }
 
 /* ---- uuid ------------------------------------------------------------- */
@@ -1344,6 +1374,7 @@ int main(void)
       cmocka_unit_test(test_hex_base64),
       cmocka_unit_test(test_equal_and_wipe),
       cmocka_unit_test(test_random),
+      cmocka_unit_test(test_random_fork),
       cmocka_unit_test(test_uuid),
       cmocka_unit_test(test_clock),
       cmocka_unit_test(test_reqsig_helpers),
