@@ -64,6 +64,28 @@ int delivery_submit(struct delivery *d, const struct outbox_entry *e);
 int delivery_test(struct delivery *d, const struct webhook *w,
                   void (*done)(void *arg, cJSON *data), void *arg);
 
+/* delivered, failed and skipped count final states, retrying counts
+ * "retrying" events (attempts that will be followed by another), all since
+ * start; pending is the deliveries submitted and not yet final (waiting for
+ * their time, queued for a connection slot, or in flight). */
 void delivery_counters(struct delivery *d, struct delivery_counters *out);
+
+/* Limits of the engine. */
+#define DELIVERY_MAX_INFLIGHT 64  /* deliveries in flight; the rest queue */
+#define DELIVERY_MAX_PER_HOST 16  /* in flight to one scheme://host:port */
+#define DELIVERY_MAX_TESTS 16     /* test POSTs in flight, besides the above */
+#define DELIVERY_RESPONSE_MAX (64 * 1024) /* response bytes read, then cut */
+#define DELIVERY_TEST_BODY_MAX 4096       /* response bytes in a test reply */
+
+/* Helpers, exposed for the unit tests. */
+
+/* A NUL-terminated, valid UTF-8 copy of the first at most max bytes of buf
+ * (len bytes): a sequence cut by the limit is dropped, invalid bytes and
+ * NULs become U+FFFD. malloc'd (caller frees), or NULL on OOM. */
+char *delivery_text_excerpt(const char *buf, size_t len, size_t max);
+
+/* "scheme://authority" of url, lowercased, into out (the key of the
+ * per-host limit). Returns 0, or -1 when out is too small. */
+int delivery_host_key(const char *url, char *out, size_t outsz);
 
 #endif

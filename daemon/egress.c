@@ -8,7 +8,6 @@
 #include "egress.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -197,7 +196,7 @@ static const char *v6_class(const uint8_t a[16])
       return "teredo"; /* 2001::/32 */
     if (a[2] == 0x0d && a[3] == 0xb8)
       return "documentation"; /* 2001:db8::/32 */
-    if (a[2] == 0x00 && a[3] < 0x02)
+    if ((a[2] & 0xfe) == 0x00)
       return "ietf-protocol"; /* 2001::/23 */
   }
   if (a[0] == 0x3f && (a[1] & 0xf0) == 0xf0)
