@@ -1,1 +1,280 @@
-/* placeholder until implemented */
+/* render.c — terminal and JSON output, and the error lines (render.h). */
+#include "render.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hgctl.h"
+#include "jsonutil.h"
+
+void render_init(struct render *r, bool json_flag)
+{
+  r->out = stdout;
+  r->json = json_flag || !isatty(STDOUT_FILENO);
+}
+
+/* Write s with C0 and C1 control characters and DEL escaped. s is UTF-8
+ * (cJSON strings from jsonutil_parse are checked), so a C1 control is the
+ * pair C2 80..9F. */
+static void put_text(FILE *f, const char *s)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  for (; *p; p++) {
+    if (*p == '\n')
+      fputs("\\n", f);
+    else if (*p == '\t')
+      fputs("\\t", f);
+    else if (*p == '\r')
+      fputs("\\r", f);
+    else if (*p < 0x20 || *p == 0x7f)
+      fprintf(f, "\\x%02x", *p);
+    else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+      fprintf(f, "\\u%04x", p[1]);
+      p++;
+    } else
+      fputc(*p, f);
+  }
+}
+
+static void verror(const char *code, const char *fmt, va_list ap)
+{
+  char msg[2048];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  fflush(stdout);
+  fprintf(stderr, "hgctl: %s: ", code);
+  put_text(stderr, msg);
+  fputc('\n', stderr);
+}
+
+void render_error(const char *code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  verror(code, fmt, ap);
+  va_end(ap);
+}
+
+int render_usage(const char *topic, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  verror(HGCTL_CODE_USAGE, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "Try 'hgctl %s%s--help' for more information.\n", topic ? topic : "",
+          topic ? " " : "");
+  return HGCTL_EUSAGE;
+}
+
+static int print_json_line(const struct render *r, const cJSON *item)
+{
+  char *text = item ? jsonutil_print(item) : strdup("null");
+  if (!text) {
+    render_error(HGCTL_CODE_INTERNAL, "out of memory");
+    return HGCTL_EDAEMON;
+  }
+  fputs(text, r->out);
+  fputc('\n', r->out);
+  free(text);
+  return HGCTL_OK;
+}
+
+static void indent(FILE *f, int n)
+{
+  for (int i = 0; i < n; i++)
+    fputc(' ', f);
+}
+
+static bool is_scalar(const cJSON *v)
+{
+  return !cJSON_IsObject(v) && !cJSON_IsArray(v);
+}
+
+static void put_scalar(FILE *f, const cJSON *v)
+{
+  if (cJSON_IsNull(v))
+    fputs("(none)", f);
+  else if (cJSON_IsTrue(v))
+    fputs("true", f);
+  else if (cJSON_IsFalse(v))
+    fputs("false", f);
+  else if (cJSON_IsString(v)) {
+    if (v->valuestring[0] == '\0')
+      fputs("\"\"", f);
+    else
+      put_text(f, v->valuestring);
+  } else {
+    char *t = jsonutil_print(v);
+    fputs(t ? t : "?", f);
+    free(t);
+  }
+}
+
+static void put_object(FILE *f, const cJSON *obj, int ind, bool first_inline);
+
+/* "key: value", or "key:" and the nested value on the lines below. */
+static void put_member(FILE *f, const char *key, const cJSON *v, int ind, bool no_indent)
+{
+  if (!no_indent)
+    indent(f, ind);
+  put_text(f, key);
+  fputc(':', f);
+  if (is_scalar(v)) {
+    fputc(' ', f);
+    put_scalar(f, v);
+    fputc('\n', f);
+    return;
+  }
+  if (cJSON_GetArraySize(v) == 0) {
+    fputs(cJSON_IsArray(v) ? " (none)\n" : " {}\n", f);
+    return;
+  }
+  if (cJSON_IsObject(v)) {
+    fputc('\n', f);
+    put_object(f, v, ind + 2, false);
+    return;
+  }
+  /* An array of scalars fits on one line; anything else is a list. */
+  bool flat = true;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, v) flat = flat && is_scalar(it);
+  if (flat) {
+    const char *sep = " ";
+    cJSON_ArrayForEach(it, v)
+    {
+      fputs(sep, f);
+      put_scalar(f, it);
+      sep = ", ";
+    }
+    fputc('\n', f);
+    return;
+  }
+  fputc('\n', f);
+  cJSON_ArrayForEach(it, v)
+  {
+    indent(f, ind + 2);
+    fputs("- ", f);
+    if (cJSON_IsObject(it) && cJSON_GetArraySize(it) > 0)
+      put_object(f, it, ind + 4, true);
+    else if (is_scalar(it)) {
+      put_scalar(f, it);
+      fputc('\n', f);
+    } else {
+      char *t = jsonutil_print(it);
+      put_text(f, t ? t : "?");
+      fputc('\n', f);
+      free(t);
+    }
+  }
+}
+
+static void put_object(FILE *f, const cJSON *obj, int ind, bool first_inline)
+{
+  const cJSON *m;
+  bool first = true;
+  cJSON_ArrayForEach(m, obj)
+  {
+    put_member(f, m->string ? m->string : "?", m, ind, first && first_inline);
+    first = false;
+  }
+}
+
+int render_data(const struct render *r, enum options_cmd cmd, const cJSON *data)
+{
+  if (r->json)
+    return print_json_line(r, data);
+  if (!data || cJSON_IsNull(data)) {
+    fputs(cmd == OPTIONS_CMD_WEBHOOK_GET ? "no webhook\n" : "(none)\n", r->out);
+    return HGCTL_OK;
+  }
+  if (cmd == OPTIONS_CMD_WEBHOOK_DELETE && cJSON_IsObject(data) &&
+      cJSON_IsTrue(jsonutil_get(data, "success")) && cJSON_GetArraySize(data) == 1) {
+    fputs("deleted (or there was no webhook)\n", r->out);
+    return HGCTL_OK;
+  }
+  if (cJSON_IsObject(data))
+    put_object(r->out, data, 0, false);
+  else if (cJSON_IsArray(data))
+    put_member(r->out, "items", data, 0, false);
+  else {
+    put_scalar(r->out, data);
+    fputc('\n', r->out);
+  }
+  return HGCTL_OK;
+}
+
+int render_status_doc(const struct render *r, const char *topic, const cJSON *doc)
+{
+  if (r->json)
+    return print_json_line(r, doc);
+  fputs("# ", r->out);
+  put_text(r->out, topic);
+  fputc('\n', r->out);
+  if (cJSON_IsObject(doc))
+    put_object(r->out, doc, 0, false);
+  else {
+    put_scalar(r->out, doc);
+    fputc('\n', r->out);
+  }
+  fputc('\n', r->out);
+  return HGCTL_OK;
+}
+
+int render_status(const struct render *r, const cJSON *docs, const char *filter)
+{
+  if (r->json)
+    return print_json_line(r, docs);
+  if (cJSON_GetArraySize(docs) == 0) {
+    fputs("no hgd status found on ", r->out);
+    put_text(r->out, filter);
+    fputc('\n', r->out);
+    return HGCTL_OK;
+  }
+  const cJSON *doc;
+  bool first = true;
+  cJSON_ArrayForEach(doc, docs)
+  {
+    if (!first)
+      fputc('\n', r->out);
+    first = false;
+    put_object(r->out, doc, 0, false);
+  }
+  return HGCTL_OK;
+}
+
+int render_escalated(const struct render *r, const char *event_id, const char *topic)
+{
+  if (r->json) {
+    fprintf(r->out, "{\"eventId\":\"%s\"}\n", event_id);
+    return HGCTL_OK;
+  }
+  fprintf(r->out, "eventId: %s\n", event_id);
+  fputs("published: ", r->out);
+  put_text(r->out, topic);
+  fputc('\n', r->out);
+  return HGCTL_OK;
+}
+
+int render_keygen(const struct render *r, const cJSON *entry)
+{
+  int rc = print_json_line(r, entry);
+  if (rc == HGCTL_OK && isatty(STDOUT_FILENO))
+    fputs("hgctl: add this entry to the \"keys\" array of hgd's keys file, then send hgd "
+          "SIGHUP\n",
+          stderr);
+  return rc;
+}
+
+int render_finish(const struct render *r)
+{
+  if (fflush(r->out) != 0 || ferror(r->out)) {
+    int e = errno;
+    /* A reader that went away (hgctl ... | head) is not worth a message. */
+    if (e != EPIPE)
+      render_error(HGCTL_CODE_OUTPUT, "cannot write the output: %s", strerror(e));
+    return HGCTL_EDAEMON;
+  }
+  return HGCTL_OK;
+}
