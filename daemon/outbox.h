@@ -4,6 +4,8 @@
  *   {"t":"add","seq":N,"agent_id":…,"event_id":…,"accepted_ms":…,"esc":{…}}
  *   {"t":"try","seq":N,"attempt":A,"next_ms":T}   after an attempt that will be retried
  *   {"t":"done","seq":N}                          delivered, failed or skipped
+ *   {"t":"seq","seq":N}   first line of a compacted file: seqs up to N were used
+ * A compacted "add" carries its latest "attempt" and "next_ms" folded in.
  * "add" is written and fdatasync'ed before outbox_append returns: that is
  * the moment an escalation is accepted. "try" and "done" are written
  * without waiting for fsync (losing one only repeats a delivery, which
@@ -46,16 +48,22 @@ void outbox_close(struct outbox *o);
  * back). The entry is copied; the caller keeps ownership of e. */
 int outbox_append(struct outbox *o, struct outbox_entry *e, char *err, size_t errsz);
 
-/* Record an attempt that will be retried. Returns 0 or -1. */
+/* Record an attempt that will be retried. Returns 0, or -1 when seq is not
+ * pending or the line could not be written (logged; memory is updated
+ * anyway: at worst a restart repeats an attempt). */
 int outbox_attempt(struct outbox *o, uint64_t seq, int attempts, int64_t next_ms);
 
-/* Record the end of a delivery; the entry stops being pending. Returns 0 or -1. */
+/* Record the end of a delivery; the entry stops being pending. Returns 0, or
+ * -1 when seq is not pending or the line could not be written (logged; the
+ * entry stops being pending anyway: at worst a restart delivers it again). */
 int outbox_done(struct outbox *o, uint64_t seq);
 
 size_t outbox_pending(struct outbox *o);
 
 /* Call fn for each pending entry, in seq order (used once at start). The
- * entry is only valid during the call; fn copies what it keeps. */
+ * entry is only valid during the call; fn copies what it keeps. No lock is
+ * held while fn runs (it may call outbox_done etc.). Stops at the first
+ * non-zero return of fn and returns it; -1 when an entry cannot be read. */
 int outbox_foreach(struct outbox *o, int (*fn)(void *ctx, const struct outbox_entry *e), void *ctx);
 
 /* Deep copy / release of an entry's owned parts. */
