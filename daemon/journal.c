@@ -22,11 +22,11 @@ struct journal {
   char *dir;
   char *path;
   char *tmppath;
-  uint64_t size;   /* bytes of complete records */
-  size_t records;  /* complete lines in the file */
-  bool broken;     /* a failed append could not be cut back yet */
-  bool dir_dirty;  /* the last rename is not known to be durable */
-  char *scratch;   /* line + '\n', so that an append is one write() */
+  uint64_t size;  /* bytes of complete records */
+  size_t records; /* complete lines in the file */
+  bool broken;    /* a failed append could not be cut back yet */
+  bool dir_dirty; /* the last rename is not known to be durable */
+  char *scratch;  /* line + '\n', so that an append is one write() */
   size_t scratch_cap;
 };
 
@@ -39,20 +39,23 @@ struct journal_rewrite {
   size_t records;
 };
 
-static void seterr(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errsz, const char *fmt, ...) {
+static void seterr(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errsz, const char *fmt, ...)
+{
   va_list ap;
-  if (!err || errsz == 0)
+  if(!err || errsz == 0)
     return;
   va_start(ap, fmt);
   vsnprintf(err, errsz, fmt, ap);
   va_end(ap);
 }
 
-static char *join(const char *a, const char *sep, const char *b) {
+static char *join(const char *a, const char *sep, const char *b)
+{
   size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
   char *s = malloc(la + ls + lb + 1);
-  if (!s)
+  if(!s)
     return NULL;
   memcpy(s, a, la);
   memcpy(s + la, sep, ls);
@@ -60,9 +63,10 @@ static char *join(const char *a, const char *sep, const char *b) {
   return s;
 }
 
-static int fsync_dir(const char *dir) {
+static int fsync_dir(const char *dir)
+{
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
+  if(fd < 0)
     return -1;
   int rc = fsync(fd);
   int e = errno;
@@ -73,43 +77,44 @@ static int fsync_dir(const char *dir) {
 
 /* mkdir -p with mode 0700 for what it creates; each new entry is made
  * durable in its parent, so a fresh state directory survives a crash. */
-static int mkdir_p(const char *dir, char *err, size_t errsz) {
+static int mkdir_p(const char *dir, char *err, size_t errsz)
+{
   struct stat st;
   int rc = -1;
   char *parent = NULL;
 
-  if (stat(dir, &st) == 0) {
-    if (S_ISDIR(st.st_mode))
+  if(stat(dir, &st) == 0) {
+    if(S_ISDIR(st.st_mode))
       return 0;
     seterr(err, errsz, "%s exists and is not a directory", dir);
     return -1;
   }
-  if (errno != ENOENT) {
+  if(errno != ENOENT) {
     seterr(err, errsz, "cannot access %s: %s", dir, strerror(errno));
     return -1;
   }
   parent = strdup(dir);
-  if (!parent) {
+  if(!parent) {
     seterr(err, errsz, "out of memory");
     return -1;
   }
   size_t n = strlen(parent);
-  while (n > 1 && parent[n - 1] == '/')
+  while(n > 1 && parent[n - 1] == '/')
     parent[--n] = '\0';
   char *slash = strrchr(parent, '/');
-  if (slash == parent)
+  if(slash == parent)
     slash[1] = '\0'; /* "/x" → parent "/" */
-  else if (slash)
+  else if(slash)
     *slash = '\0';
   else
     strcpy(parent, ".");
-  if (strcmp(parent, dir) != 0 && mkdir_p(parent, err, errsz) != 0)
+  if(strcmp(parent, dir) != 0 && mkdir_p(parent, err, errsz) != 0)
     goto out;
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+  if(mkdir(dir, 0700) != 0 && errno != EEXIST) {
     seterr(err, errsz, "cannot create directory %s: %s", dir, strerror(errno));
     goto out;
   }
-  if (fsync_dir(parent) != 0) {
+  if(fsync_dir(parent) != 0) {
     seterr(err, errsz, "cannot fsync directory %s: %s", parent, strerror(errno));
     goto out;
   }
@@ -119,12 +124,13 @@ out:
   return rc;
 }
 
-int journal_open(const char *dir, const char *name, struct journal **out, char *err, size_t errsz) {
+int journal_open(const char *dir, const char *name, struct journal **out, char *err, size_t errsz)
+{
   struct journal *j = calloc(1, sizeof(*j));
   struct stat st;
 
   *out = NULL;
-  if (!j) {
+  if(!j) {
     seterr(err, errsz, "out of memory");
     return -1;
   }
@@ -132,47 +138,48 @@ int journal_open(const char *dir, const char *name, struct journal **out, char *
   j->dir = strdup(dir);
   j->path = join(dir, "/", name);
   j->tmppath = j->path ? join(j->path, "", ".tmp") : NULL;
-  if (!j->dir || !j->path || !j->tmppath) {
+  if(!j->dir || !j->path || !j->tmppath) {
     seterr(err, errsz, "out of memory");
     goto fail;
   }
-  if (mkdir_p(dir, err, errsz) != 0)
+  if(mkdir_p(dir, err, errsz) != 0)
     goto fail;
 
   /* A tmp file is only ever complete and wanted once renamed; one still
    * here is a compaction cut short by a crash. */
-  if (unlink(j->tmppath) == 0)
+  if(unlink(j->tmppath) == 0)
     log_event(LOG_LVL_WARN, "journal.stale_tmp", "file=%s action=removed", j->tmppath);
 
   j->fd = open(j->path, O_RDWR | O_APPEND | O_CLOEXEC);
-  if (j->fd < 0 && errno == ENOENT) {
+  if(j->fd < 0 && errno == ENOENT) {
     j->fd = open(j->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (j->fd >= 0 && fsync_dir(j->dir) != 0) {
+    if(j->fd >= 0 && fsync_dir(j->dir) != 0) {
       seterr(err, errsz, "cannot fsync directory %s: %s", j->dir, strerror(errno));
       goto fail;
     }
   }
-  if (j->fd < 0) {
+  if(j->fd < 0) {
     seterr(err, errsz, "cannot open %s: %s", j->path, strerror(errno));
     goto fail;
   }
-  if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK)
-      seterr(err, errsz, "%s is locked by another process: is another hgd using this state directory?",
+  if(flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
+    if(errno == EWOULDBLOCK)
+      seterr(err, errsz,
+             "%s is locked by another process: is another hgd using this state directory?",
              j->path);
     else
       seterr(err, errsz, "cannot lock %s: %s", j->path, strerror(errno));
     goto fail;
   }
-  if (fstat(j->fd, &st) != 0) {
+  if(fstat(j->fd, &st) != 0) {
     seterr(err, errsz, "cannot stat %s: %s", j->path, strerror(errno));
     goto fail;
   }
-  if (!S_ISREG(st.st_mode)) {
+  if(!S_ISREG(st.st_mode)) {
     seterr(err, errsz, "%s is not a regular file", j->path);
     goto fail;
   }
-  if (st.st_mode & 077)
+  if(st.st_mode & 077)
     log_event(LOG_LVL_WARN, "journal.mode", "file=%s mode=%04o hint=\"should be 0600\"", j->path,
               (unsigned)(st.st_mode & 07777));
   j->size = (uint64_t)st.st_size;
@@ -183,10 +190,11 @@ fail:
   return -1;
 }
 
-void journal_close(struct journal *j) {
-  if (!j)
+void journal_close(struct journal *j)
+{
+  if(!j)
     return;
-  if (j->fd >= 0)
+  if(j->fd >= 0)
     close(j->fd);
   free(j->dir);
   free(j->path);
@@ -195,16 +203,17 @@ void journal_close(struct journal *j) {
   free(j);
 }
 
-static int read_all(int fd, char *buf, size_t len, uint64_t off) {
+static int read_all(int fd, char *buf, size_t len, uint64_t off)
+{
   size_t done = 0;
-  while (done < len) {
+  while(done < len) {
     ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
-    if (n < 0) {
-      if (errno == EINTR)
+    if(n < 0) {
+      if(errno == EINTR)
         continue;
       return -1;
     }
-    if (n == 0) {
+    if(n == 0) {
       errno = EIO; /* the file shrank under us */
       return -1;
     }
@@ -213,11 +222,12 @@ static int read_all(int fd, char *buf, size_t len, uint64_t off) {
   return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len) {
-  while (len > 0) {
+static int write_all(int fd, const char *buf, size_t len)
+{
+  while(len > 0) {
     ssize_t n = write(fd, buf, len);
-    if (n < 0) {
-      if (errno == EINTR)
+    if(n < 0) {
+      if(errno == EINTR)
         continue;
       return -1;
     }
@@ -228,39 +238,40 @@ static int write_all(int fd, const char *buf, size_t len) {
 }
 
 #define RECOVER_HINT                                                                               \
-  "hgd never rewrites a file it cannot parse: stop hgd, move the file aside and restore it "     \
+  "hgd never rewrites a file it cannot parse: stop hgd, move the file aside and restore it "       \
   "from a backup, or repair or remove that line by hand"
 
 /* Parse one complete line; NULL with a reason and the error's offset. */
-static cJSON *parse_line(const char *line, size_t len, char *why, size_t whysz, size_t *at) {
+static cJSON *parse_line(const char *line, size_t len, char *why, size_t whysz, size_t *at)
+{
   const char *end = NULL;
   const char *nul = memchr(line, '\0', len);
 
   *at = 0;
-  if (len == 0) {
+  if(len == 0) {
     snprintf(why, whysz, "empty line");
     return NULL;
   }
-  if (nul) {
+  if(nul) {
     *at = (size_t)(nul - line);
     snprintf(why, whysz, "NUL byte in record");
     return NULL;
   }
   cJSON *rec = cJSON_ParseWithLengthOpts(line, len, &end, 0);
-  if (!rec) {
+  if(!rec) {
     *at = end && end >= line && end <= line + len ? (size_t)(end - line) : 0;
     snprintf(why, whysz, "not valid JSON");
     return NULL;
   }
-  while (end < line + len && (*end == ' ' || *end == '\t' || *end == '\r'))
+  while(end < line + len && (*end == ' ' || *end == '\t' || *end == '\r'))
     end++;
-  if (end != line + len) {
+  if(end != line + len) {
     *at = (size_t)(end - line);
     snprintf(why, whysz, "unexpected bytes after the JSON value");
     cJSON_Delete(rec);
     return NULL;
   }
-  if (!cJSON_IsObject(rec)) {
+  if(!cJSON_IsObject(rec)) {
     snprintf(why, whysz, "not a JSON object");
     cJSON_Delete(rec);
     return NULL;
@@ -268,46 +279,48 @@ static cJSON *parse_line(const char *line, size_t len, char *why, size_t whysz, 
   return rec;
 }
 
-int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, size_t errsz) {
+int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, size_t errsz)
+{
   struct stat st;
   char *buf = NULL;
   size_t size, pos = 0, lineno = 0, records = 0;
   int rc = -1;
 
-  if (fstat(j->fd, &st) != 0) {
+  if(fstat(j->fd, &st) != 0) {
     seterr(err, errsz, "cannot stat %s: %s", j->path, strerror(errno));
     return -1;
   }
   size = (size_t)st.st_size;
   buf = malloc(size + 1);
-  if (!buf) {
+  if(!buf) {
     seterr(err, errsz, "%s: out of memory reading %zu bytes", j->path, size);
     return -1;
   }
-  if (read_all(j->fd, buf, size, 0) != 0) {
+  if(read_all(j->fd, buf, size, 0) != 0) {
     seterr(err, errsz, "cannot read %s: %s", j->path, strerror(errno));
     goto out;
   }
-  while (pos < size) {
+  while(pos < size) {
     char *line = buf + pos;
     char *nl = memchr(line, '\n', size - pos);
     char why[256];
     size_t at;
 
-    if (!nl)
+    if(!nl)
       break; /* torn tail, handled below */
     lineno++;
     size_t len = (size_t)(nl - line);
     cJSON *rec = parse_line(line, len, why, sizeof(why), &at);
-    if (!rec) {
-      seterr(err, errsz, "%s: corrupt record at byte offset %zu (line %zu): %s at byte offset %zu. %s",
-             j->path, pos, lineno, why, pos + at, RECOVER_HINT);
+    if(!rec) {
+      seterr(err, errsz,
+             "%s: corrupt record at byte offset %zu (line %zu): %s at byte offset %zu. %s", j->path,
+             pos, lineno, why, pos + at, RECOVER_HINT);
       goto out;
     }
     why[0] = '\0';
     int frc = fn(ctx, rec, (uint64_t)pos, len, why, sizeof(why));
     cJSON_Delete(rec);
-    if (frc != 0) {
+    if(frc != 0) {
       seterr(err, errsz, "%s: invalid record at byte offset %zu (line %zu): %s. %s", j->path, pos,
              lineno, why[0] ? why : "rejected", RECOVER_HINT);
       goto out;
@@ -315,12 +328,12 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
     records++;
     pos = (size_t)(nl - buf) + 1;
   }
-  if (pos < size) {
+  if(pos < size) {
     /* A crash during an append: that record was never acknowledged. Cut
      * it, or the next append would glue onto it and corrupt a good line. */
     log_event(LOG_LVL_WARN, "journal.torn_tail", "file=%s offset=%zu dropped_bytes=%zu", j->path,
               pos, size - pos);
-    if (ftruncate(j->fd, (off_t)pos) != 0 || fdatasync(j->fd) != 0) {
+    if(ftruncate(j->fd, (off_t)pos) != 0 || fdatasync(j->fd) != 0) {
       seterr(err, errsz, "%s: cannot cut the torn last record at byte offset %zu: %s", j->path, pos,
              strerror(errno));
       goto out;
@@ -336,8 +349,9 @@ out:
 
 /* Cut a failed append back off. If even that fails, remember it: the next
  * append retries the cut first, so garbage never ends up mid-file. */
-static void rollback(struct journal *j) {
-  if (ftruncate(j->fd, (off_t)j->size) != 0) {
+static void rollback(struct journal *j)
+{
+  if(ftruncate(j->fd, (off_t)j->size) != 0) {
     j->broken = true;
     log_event(LOG_LVL_ERROR, "journal.truncate_failed", "file=%s offset=%" PRIu64 " error=\"%s\"",
               j->path, j->size, strerror(errno));
@@ -345,32 +359,34 @@ static void rollback(struct journal *j) {
 }
 
 int journal_append(struct journal *j, const char *line, size_t len, bool durable, uint64_t *off,
-                   char *err, size_t errsz) {
+                   char *err, size_t errsz)
+{
   ssize_t n;
   int e;
 
-  if (memchr(line, '\n', len)) {
+  if(memchr(line, '\n', len)) {
     seterr(err, errsz, "%s: record contains a newline", j->path);
     return -1;
   }
-  if (j->broken) {
-    if (ftruncate(j->fd, (off_t)j->size) != 0) {
-      seterr(err, errsz, "%s: cannot cut back an earlier failed write: %s", j->path, strerror(errno));
+  if(j->broken) {
+    if(ftruncate(j->fd, (off_t)j->size) != 0) {
+      seterr(err, errsz, "%s: cannot cut back an earlier failed write: %s", j->path,
+             strerror(errno));
       return -1;
     }
     j->broken = false;
   }
-  if (durable && j->dir_dirty) {
-    if (fsync_dir(j->dir) != 0) {
+  if(durable && j->dir_dirty) {
+    if(fsync_dir(j->dir) != 0) {
       seterr(err, errsz, "cannot fsync directory %s: %s", j->dir, strerror(errno));
       return -1;
     }
     j->dir_dirty = false;
   }
-  if (j->scratch_cap < len + 1) {
+  if(j->scratch_cap < len + 1) {
     size_t cap = len + 1 > 4096 ? len + 1 : 4096;
     char *p = realloc(j->scratch, cap);
-    if (!p) {
+    if(!p) {
       seterr(err, errsz, "out of memory");
       return -1;
     }
@@ -382,62 +398,67 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
 
   do
     n = write(j->fd, j->scratch, len + 1);
-  while (n < 0 && errno == EINTR);
-  if (n != (ssize_t)(len + 1)) {
-    if (n < 0) {
+  while(n < 0 && errno == EINTR);
+  if(n != (ssize_t)(len + 1)) {
+    if(n < 0) {
       e = errno;
     } else {
       /* A short write does not say why; asking again does (ENOSPC). */
       e = EIO;
-      if (write(j->fd, j->scratch + n, len + 1 - (size_t)n) < 0)
+      if(write(j->fd, j->scratch + n, len + 1 - (size_t)n) < 0)
         e = errno;
     }
     rollback(j);
     seterr(err, errsz, "cannot write %s: %s", j->path, strerror(e));
     return -1;
   }
-  if (durable && fdatasync(j->fd) != 0) {
+  if(durable && fdatasync(j->fd) != 0) {
     e = errno;
     rollback(j);
     seterr(err, errsz, "cannot sync %s: %s", j->path, strerror(e));
     return -1;
   }
-  if (off)
+  if(off)
     *off = j->size;
   j->size += len + 1;
   j->records++;
   return 0;
 }
 
-int journal_read(struct journal *j, uint64_t off, size_t len, char *buf, char *err, size_t errsz) {
-  if (off + len > j->size) {
+int journal_read(struct journal *j, uint64_t off, size_t len, char *buf, char *err, size_t errsz)
+{
+  if(off + len > j->size) {
     seterr(err, errsz, "%s: read past the end (offset %" PRIu64 ")", j->path, off);
     return -1;
   }
-  if (read_all(j->fd, buf, len, off) != 0) {
+  if(read_all(j->fd, buf, len, off) != 0) {
     seterr(err, errsz, "cannot read %s: %s", j->path, strerror(errno));
     return -1;
   }
   return 0;
 }
 
-size_t journal_records(const struct journal *j) {
+size_t journal_records(const struct journal *j)
+{
   return j->records;
 }
 
-uint64_t journal_size(const struct journal *j) {
+uint64_t journal_size(const struct journal *j)
+{
   return j->size;
 }
 
-const char *journal_path(const struct journal *j) {
+const char *journal_path(const struct journal *j)
+{
   return j->path;
 }
 
-int journal_rewrite_begin(struct journal *j, struct journal_rewrite **out, char *err, size_t errsz) {
+int journal_rewrite_begin(struct journal *j, struct journal_rewrite **out, char *err, size_t errsz)
+{
   struct journal_rewrite *rw = calloc(1, sizeof(*rw));
 
   *out = NULL;
-  if (!rw || !(rw->buf = malloc(REWRITE_BUF))) {
+  if(!rw || !(rw->buf = malloc(REWRITE_BUF))) {
     free(rw);
     seterr(err, errsz, "out of memory");
     return -1;
@@ -445,13 +466,13 @@ int journal_rewrite_begin(struct journal *j, struct journal_rewrite **out, char 
   rw->j = j;
   /* O_APPEND: this fd becomes the journal's after the rename. */
   rw->fd = open(j->tmppath, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (rw->fd < 0) {
+  if(rw->fd < 0) {
     seterr(err, errsz, "cannot create %s: %s", j->tmppath, strerror(errno));
     free(rw->buf);
     free(rw);
     return -1;
   }
-  if (flock(rw->fd, LOCK_EX | LOCK_NB) != 0) {
+  if(flock(rw->fd, LOCK_EX | LOCK_NB) != 0) {
     seterr(err, errsz, "cannot lock %s: %s", j->tmppath, strerror(errno));
     journal_rewrite_abort(rw);
     return -1;
@@ -460,32 +481,34 @@ int journal_rewrite_begin(struct journal *j, struct journal_rewrite **out, char 
   return 0;
 }
 
-static int rewrite_flush(struct journal_rewrite *rw) {
-  if (rw->used == 0)
+static int rewrite_flush(struct journal_rewrite *rw)
+{
+  if(rw->used == 0)
     return 0;
-  if (write_all(rw->fd, rw->buf, rw->used) != 0)
+  if(write_all(rw->fd, rw->buf, rw->used) != 0)
     return -1;
   rw->used = 0;
   return 0;
 }
 
 int journal_rewrite_add(struct journal_rewrite *rw, const char *line, size_t len, uint64_t *off,
-                        char *err, size_t errsz) {
-  if (memchr(line, '\n', len)) {
+                        char *err, size_t errsz)
+{
+  if(memchr(line, '\n', len)) {
     seterr(err, errsz, "%s: record contains a newline", rw->j->tmppath);
     return -1;
   }
-  if (rw->used + len + 1 > REWRITE_BUF && rewrite_flush(rw) != 0)
+  if(rw->used + len + 1 > REWRITE_BUF && rewrite_flush(rw) != 0)
     goto ioerr;
-  if (len + 1 > REWRITE_BUF) {
-    if (write_all(rw->fd, line, len) != 0 || write_all(rw->fd, "\n", 1) != 0)
+  if(len + 1 > REWRITE_BUF) {
+    if(write_all(rw->fd, line, len) != 0 || write_all(rw->fd, "\n", 1) != 0)
       goto ioerr;
   } else {
     memcpy(rw->buf + rw->used, line, len);
     rw->buf[rw->used + len] = '\n';
     rw->used += len + 1;
   }
-  if (off)
+  if(off)
     *off = rw->size;
   rw->size += len + 1;
   rw->records++;
@@ -495,20 +518,21 @@ ioerr:
   return -1;
 }
 
-int journal_rewrite_commit(struct journal_rewrite *rw, char *err, size_t errsz) {
+int journal_rewrite_commit(struct journal_rewrite *rw, char *err, size_t errsz)
+{
   struct journal *j = rw->j;
 
-  if (rewrite_flush(rw) != 0) {
+  if(rewrite_flush(rw) != 0) {
     seterr(err, errsz, "cannot write %s: %s", j->tmppath, strerror(errno));
     journal_rewrite_abort(rw);
     return -1;
   }
-  if (fsync(rw->fd) != 0) {
+  if(fsync(rw->fd) != 0) {
     seterr(err, errsz, "cannot sync %s: %s", j->tmppath, strerror(errno));
     journal_rewrite_abort(rw);
     return -1;
   }
-  if (rename(j->tmppath, j->path) != 0) {
+  if(rename(j->tmppath, j->path) != 0) {
     seterr(err, errsz, "cannot rename %s to %s: %s", j->tmppath, j->path, strerror(errno));
     journal_rewrite_abort(rw);
     return -1;
@@ -521,7 +545,7 @@ int journal_rewrite_commit(struct journal_rewrite *rw, char *err, size_t errsz) 
   j->broken = false;
   free(rw->buf);
   free(rw);
-  if (fsync_dir(j->dir) != 0) {
+  if(fsync_dir(j->dir) != 0) {
     /* Until the rename is durable a crash could bring back the old file
      * (complete up to now) without later appends: so the next durable
      * append retries this first and fails if it still cannot. */
@@ -534,8 +558,9 @@ int journal_rewrite_commit(struct journal_rewrite *rw, char *err, size_t errsz) 
   return 0;
 }
 
-void journal_rewrite_abort(struct journal_rewrite *rw) {
-  if (!rw)
+void journal_rewrite_abort(struct journal_rewrite *rw)
+{
+  if(!rw)
     return;
   close(rw->fd);
   unlink(rw->j->tmppath);
@@ -543,16 +568,17 @@ void journal_rewrite_abort(struct journal_rewrite *rw) {
   free(rw);
 }
 
-bool journal_get_i64(const cJSON *obj, const char *key, int64_t min, int64_t max, int64_t *out) {
+bool journal_get_i64(const cJSON *obj, const char *key, int64_t min, int64_t max, int64_t *out)
+{
   const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!cJSON_IsNumber(it))
+  if(!cJSON_IsNumber(it))
     return false;
   double d = it->valuedouble;
   /* Beyond 2^53 a double no longer holds every integer. */
-  if (!isfinite(d) || d != floor(d) || d < -9007199254740992.0 || d > 9007199254740992.0)
+  if(!isfinite(d) || d != floor(d) || d < -9007199254740992.0 || d > 9007199254740992.0)
     return false;
   int64_t v = (int64_t)d;
-  if (v < min || v > max)
+  if(v < min || v > max)
     return false;
   *out = v;
   return true;

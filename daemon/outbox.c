@@ -46,93 +46,99 @@ struct outbox {
   size_t compact_after;
 };
 
-static void seterr(char *err, size_t errsz, const char *msg) {
-  if (err && errsz)
+static void seterr(char *err, size_t errsz, const char *msg)
+{
+  if(err && errsz)
     snprintf(err, errsz, "%s", msg);
 }
 
-static size_t find(const struct outbox *o, uint64_t seq) {
+static size_t find(const struct outbox *o, uint64_t seq)
+{
   size_t lo = 0, hi = o->n;
-  while (lo < hi) {
+  while(lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (o->v[mid].seq < seq)
+    if(o->v[mid].seq < seq)
       lo = mid + 1;
     else
       hi = mid;
   }
-  if (lo < o->n && o->v[lo].seq == seq && o->v[lo].len != 0)
+  if(lo < o->n && o->v[lo].seq == seq && o->v[lo].len != 0)
     return lo;
   return SIZE_MAX;
 }
 
-static int reserve_one(struct outbox *o) {
-  if (o->n < o->cap)
+static int reserve_one(struct outbox *o)
+{
+  if(o->n < o->cap)
     return 0;
   size_t ncap = o->cap ? o->cap * 2 : 256;
   struct pend *nv = realloc(o->v, ncap * sizeof(*nv));
-  if (!nv)
+  if(!nv)
     return -1;
   o->v = nv;
   o->cap = ncap;
   return 0;
 }
 
-static void squeeze(struct outbox *o) {
+static void squeeze(struct outbox *o)
+{
   size_t k = 0;
-  for (size_t i = 0; i < o->n; i++)
-    if (o->v[i].len != 0)
+  for(size_t i = 0; i < o->n; i++)
+    if(o->v[i].len != 0)
       o->v[k++] = o->v[i];
   o->n = k;
 }
 
-static void finish(struct outbox *o, size_t i) {
+static void finish(struct outbox *o, size_t i)
+{
   o->v[i].len = 0;
   o->live--;
   size_t holes = o->n - o->live;
-  if (holes > 1024 && holes > o->live)
+  if(holes > 1024 && holes > o->live)
     squeeze(o);
 }
 
 /* Read an "add" record into e (esc owned by e). Returns 0 or -1 with why. */
-static int parse_add(const cJSON *rec, struct outbox_entry *e, char *why, size_t whysz) {
+static int parse_add(const cJSON *rec, struct outbox_entry *e, char *why, size_t whysz)
+{
   const cJSON *agent = cJSON_GetObjectItemCaseSensitive(rec, "agent_id");
   const cJSON *event = cJSON_GetObjectItemCaseSensitive(rec, "event_id");
   const cJSON *esc = cJSON_GetObjectItemCaseSensitive(rec, "esc");
   int64_t seq, v;
 
   memset(e, 0, sizeof(*e));
-  if (!journal_get_i64(rec, "seq", 1, SEQ_MAX, &seq)) {
+  if(!journal_get_i64(rec, "seq", 1, SEQ_MAX, &seq)) {
     snprintf(why, whysz, "bad \"seq\"");
     return -1;
   }
   e->seq = (uint64_t)seq;
-  if (!cJSON_IsString(agent) || strlen(agent->valuestring) > UUID_STR_LEN) {
+  if(!cJSON_IsString(agent) || strlen(agent->valuestring) > UUID_STR_LEN) {
     snprintf(why, whysz, "bad \"agent_id\"");
     return -1;
   }
   strcpy(e->agent_id, agent->valuestring);
-  if (!cJSON_IsString(event) || strlen(event->valuestring) > UUID_STR_LEN) {
+  if(!cJSON_IsString(event) || strlen(event->valuestring) > UUID_STR_LEN) {
     snprintf(why, whysz, "bad \"event_id\"");
     return -1;
   }
   strcpy(e->event_id, event->valuestring);
-  if (!journal_get_i64(rec, "accepted_ms", INT64_MIN, INT64_MAX, &e->accepted_ms)) {
+  if(!journal_get_i64(rec, "accepted_ms", INT64_MIN, INT64_MAX, &e->accepted_ms)) {
     snprintf(why, whysz, "bad \"accepted_ms\"");
     return -1;
   }
-  if (cJSON_GetObjectItemCaseSensitive(rec, "attempt")) {
-    if (!journal_get_i64(rec, "attempt", 0, INT32_MAX, &v)) {
+  if(cJSON_GetObjectItemCaseSensitive(rec, "attempt")) {
+    if(!journal_get_i64(rec, "attempt", 0, INT32_MAX, &v)) {
       snprintf(why, whysz, "bad \"attempt\"");
       return -1;
     }
     e->attempts = (int)v;
   }
-  if (cJSON_GetObjectItemCaseSensitive(rec, "next_ms") &&
-      !journal_get_i64(rec, "next_ms", INT64_MIN, INT64_MAX, &e->next_ms)) {
+  if(cJSON_GetObjectItemCaseSensitive(rec, "next_ms") &&
+     !journal_get_i64(rec, "next_ms", INT64_MIN, INT64_MAX, &e->next_ms)) {
     snprintf(why, whysz, "bad \"next_ms\"");
     return -1;
   }
-  if (!cJSON_IsObject(esc) || escalation_from_json(esc, &e->esc) != 0) {
+  if(!cJSON_IsObject(esc) || escalation_from_json(esc, &e->esc) != 0) {
     escalation_clear(&e->esc);
     snprintf(why, whysz, "bad \"esc\"");
     return -1;
@@ -140,62 +146,66 @@ static int parse_add(const cJSON *rec, struct outbox_entry *e, char *why, size_t
   return 0;
 }
 
-static int load_rec(void *ctx, const cJSON *rec, uint64_t off, size_t len, char *err, size_t errsz) {
+static int load_rec(void *ctx, const cJSON *rec, uint64_t off, size_t len, char *err, size_t errsz)
+{
   struct outbox *o = ctx;
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "t");
   int64_t seq, v;
 
-  if (!cJSON_IsString(t)) {
+  if(!cJSON_IsString(t)) {
     snprintf(err, errsz, "no \"t\"");
     return -1;
   }
-  if (strcmp(t->valuestring, "add") == 0) {
+  if(strcmp(t->valuestring, "add") == 0) {
     struct outbox_entry e;
-    if (parse_add(rec, &e, err, errsz) != 0)
+    if(parse_add(rec, &e, err, errsz) != 0)
       return -1;
-    struct pend p = {.seq = e.seq, .off = off, .len = (uint32_t)len, .attempts = e.attempts,
+    struct pend p = {.seq = e.seq,
+                     .off = off,
+                     .len = (uint32_t)len,
+                     .attempts = e.attempts,
                      .next_ms = e.next_ms};
     outbox_entry_clear(&e); /* checked; foreach reads it again when needed */
-    if (o->n > 0 && p.seq <= o->v[o->n - 1].seq) {
+    if(o->n > 0 && p.seq <= o->v[o->n - 1].seq) {
       snprintf(err, errsz, "seq %" PRIu64 " repeated or out of order", p.seq);
       return -1;
     }
-    if (len == 0 || len > UINT32_MAX || reserve_one(o) != 0) {
+    if(len == 0 || len > UINT32_MAX || reserve_one(o) != 0) {
       snprintf(err, errsz, len ? "record too large or out of memory" : "empty record");
       return -1;
     }
     o->v[o->n++] = p;
     o->live++;
-    if (p.seq > o->last_seq)
+    if(p.seq > o->last_seq)
       o->last_seq = p.seq;
     return 0;
   }
-  if (!journal_get_i64(rec, "seq", strcmp(t->valuestring, "seq") == 0 ? 0 : 1, SEQ_MAX, &seq)) {
+  if(!journal_get_i64(rec, "seq", strcmp(t->valuestring, "seq") == 0 ? 0 : 1, SEQ_MAX, &seq)) {
     snprintf(err, errsz, "bad \"seq\"");
     return -1;
   }
-  if ((uint64_t)seq > o->last_seq)
+  if((uint64_t)seq > o->last_seq)
     o->last_seq = (uint64_t)seq;
-  if (strcmp(t->valuestring, "seq") == 0)
+  if(strcmp(t->valuestring, "seq") == 0)
     return 0;
-  if (strcmp(t->valuestring, "try") == 0) {
+  if(strcmp(t->valuestring, "try") == 0) {
     int64_t next;
-    if (!journal_get_i64(rec, "attempt", 0, INT32_MAX, &v) ||
-        !journal_get_i64(rec, "next_ms", INT64_MIN, INT64_MAX, &next)) {
+    if(!journal_get_i64(rec, "attempt", 0, INT32_MAX, &v) ||
+       !journal_get_i64(rec, "next_ms", INT64_MIN, INT64_MAX, &next)) {
       snprintf(err, errsz, "bad \"attempt\" or \"next_ms\"");
       return -1;
     }
     size_t i = find(o, (uint64_t)seq);
-    if (i != SIZE_MAX) {
+    if(i != SIZE_MAX) {
       o->v[i].attempts = (int32_t)v;
       o->v[i].next_ms = next;
       o->v[i].stale = true;
     }
     return 0;
   }
-  if (strcmp(t->valuestring, "done") == 0) {
+  if(strcmp(t->valuestring, "done") == 0) {
     size_t i = find(o, (uint64_t)seq);
-    if (i != SIZE_MAX)
+    if(i != SIZE_MAX)
       finish(o, i);
     return 0;
   }
@@ -204,34 +214,35 @@ static int load_rec(void *ctx, const cJSON *rec, uint64_t off, size_t len, char 
 }
 
 /* The add line of v[i] with the latest attempts folded in (malloc'd). */
-static char *current_line(struct outbox *o, size_t i, size_t *len, char *err, size_t errsz) {
+static char *current_line(struct outbox *o, size_t i, size_t *len, char *err, size_t errsz)
+{
   const struct pend *p = &o->v[i];
   char *buf = malloc((size_t)p->len + 1);
   cJSON *rec = NULL;
   char *out = NULL;
 
-  if (!buf) {
+  if(!buf) {
     seterr(err, errsz, "out of memory");
     return NULL;
   }
-  if (journal_read(o->j, p->off, p->len, buf, err, errsz) != 0)
+  if(journal_read(o->j, p->off, p->len, buf, err, errsz) != 0)
     goto fail;
   buf[p->len] = '\0';
-  if (!p->stale) {
+  if(!p->stale) {
     *len = p->len;
     return buf;
   }
   rec = cJSON_ParseWithLength(buf, p->len);
-  if (!rec) {
+  if(!rec) {
     snprintf(err, errsz, "%s: record of seq %" PRIu64 " at offset %" PRIu64 " no longer parses",
              journal_path(o->j), p->seq, p->off);
     goto fail;
   }
   cJSON_DeleteItemFromObjectCaseSensitive(rec, "attempt");
   cJSON_DeleteItemFromObjectCaseSensitive(rec, "next_ms");
-  if (!cJSON_AddNumberToObject(rec, "attempt", p->attempts) ||
-      !cJSON_AddNumberToObject(rec, "next_ms", (double)p->next_ms) ||
-      !(out = cJSON_PrintUnformatted(rec))) {
+  if(!cJSON_AddNumberToObject(rec, "attempt", p->attempts) ||
+     !cJSON_AddNumberToObject(rec, "next_ms", (double)p->next_ms) ||
+     !(out = cJSON_PrintUnformatted(rec))) {
     seterr(err, errsz, "out of memory");
     goto fail;
   }
@@ -247,7 +258,8 @@ fail:
 
 /* Rewrite the file as a "seq" record (so numbering survives even when
  * nothing is pending) and one "add" per pending entry, in seq order. */
-static void compact(struct outbox *o) {
+static void compact(struct outbox *o)
+{
   struct journal_rewrite *rw = NULL;
   struct pend *nv = NULL;
   char err[512];
@@ -256,26 +268,26 @@ static void compact(struct outbox *o) {
   int64_t t0 = clock_mono_ms();
 
   nv = malloc((o->live ? o->live : 1) * sizeof(*nv));
-  if (!nv) {
+  if(!nv) {
     seterr(err, sizeof(err), "out of memory");
     goto fail;
   }
-  if (journal_rewrite_begin(o->j, &rw, err, sizeof(err)) != 0)
+  if(journal_rewrite_begin(o->j, &rw, err, sizeof(err)) != 0)
     goto fail;
   int hl = snprintf(head, sizeof(head), "{\"t\":\"seq\",\"seq\":%" PRIu64 "}", o->last_seq);
-  if (journal_rewrite_add(rw, head, (size_t)hl, NULL, err, sizeof(err)) != 0)
+  if(journal_rewrite_add(rw, head, (size_t)hl, NULL, err, sizeof(err)) != 0)
     goto fail_rw;
-  for (size_t i = 0; i < o->n; i++) {
+  for(size_t i = 0; i < o->n; i++) {
     size_t len;
     uint64_t off;
-    if (o->v[i].len == 0)
+    if(o->v[i].len == 0)
       continue;
     char *line = current_line(o, i, &len, err, sizeof(err));
-    if (!line)
+    if(!line)
       goto fail_rw;
     int rc = len > UINT32_MAX ? -1 : journal_rewrite_add(rw, line, len, &off, err, sizeof(err));
     free(line);
-    if (rc != 0)
+    if(rc != 0)
       goto fail_rw;
     nv[k] = o->v[i];
     nv[k].off = off;
@@ -283,19 +295,18 @@ static void compact(struct outbox *o) {
     nv[k].stale = false;
     k++;
   }
-  if (journal_rewrite_commit(rw, err, sizeof(err)) != 0)
+  if(journal_rewrite_commit(rw, err, sizeof(err)) != 0)
     goto fail;
   free(o->v);
   o->v = nv;
   o->n = o->cap = k;
-  if (o->cap == 0) {
+  if(o->cap == 0) {
     free(o->v);
     o->v = NULL;
   }
   o->compact_after = 0;
   log_event(LOG_LVL_INFO, "outbox.compact", "file=%s records_before=%zu records=%zu ms=%lld",
-            journal_path(o->j), before, journal_records(o->j),
-            (long long)(clock_mono_ms() - t0));
+            journal_path(o->j), before, journal_records(o->j), (long long)(clock_mono_ms() - t0));
   return;
 fail_rw:
   journal_rewrite_abort(rw);
@@ -305,25 +316,27 @@ fail:
   log_event(LOG_LVL_WARN, "outbox.compact_failed", "file=%s error=\"%s\"", journal_path(o->j), err);
 }
 
-static void maybe_compact(struct outbox *o) {
+static void maybe_compact(struct outbox *o)
+{
   size_t records = journal_records(o->j);
-  if (records > OUTBOX_COMPACT_MIN && records > 2 * o->live && records >= o->compact_after)
+  if(records > OUTBOX_COMPACT_MIN && records > 2 * o->live && records >= o->compact_after)
     compact(o);
 }
 
-int outbox_open(const char *dir, size_t limit, struct outbox **out, char *err, size_t errsz) {
+int outbox_open(const char *dir, size_t limit, struct outbox **out, char *err, size_t errsz)
+{
   struct outbox *o = calloc(1, sizeof(*o));
 
   *out = NULL;
-  if (!o) {
+  if(!o) {
     seterr(err, errsz, "out of memory");
     return -1;
   }
   pthread_mutex_init(&o->mu, NULL);
   o->limit = limit;
-  if (journal_open(dir, OUTBOX_FILE, &o->j, err, errsz) != 0)
+  if(journal_open(dir, OUTBOX_FILE, &o->j, err, errsz) != 0)
     goto fail;
-  if (journal_load(o->j, load_rec, o, err, errsz) != 0)
+  if(journal_load(o->j, load_rec, o, err, errsz) != 0)
     goto fail;
   squeeze(o);
   log_event(LOG_LVL_INFO, "outbox.open", "file=%s pending=%zu records=%zu last_seq=%" PRIu64,
@@ -336,8 +349,9 @@ fail:
   return -1;
 }
 
-void outbox_close(struct outbox *o) {
-  if (!o)
+void outbox_close(struct outbox *o)
+{
+  if(!o)
     return;
   journal_close(o->j);
   free(o->v);
@@ -345,51 +359,52 @@ void outbox_close(struct outbox *o) {
   free(o);
 }
 
-int outbox_append(struct outbox *o, struct outbox_entry *e, char *err, size_t errsz) {
+int outbox_append(struct outbox *o, struct outbox_entry *e, char *err, size_t errsz)
+{
   cJSON *rec = NULL, *esc = NULL;
   char *line = NULL;
   uint64_t off;
   int rc = -1;
 
   pthread_mutex_lock(&o->mu);
-  if (o->limit > 0 && o->live >= o->limit) {
+  if(o->limit > 0 && o->live >= o->limit) {
     seterr(err, errsz, "outbox full");
     rc = OUTBOX_FULL;
     goto out;
   }
-  if (o->last_seq >= (uint64_t)SEQ_MAX) {
+  if(o->last_seq >= (uint64_t)SEQ_MAX) {
     seterr(err, errsz, "outbox sequence numbers exhausted");
     goto out;
   }
   uint64_t seq = o->last_seq + 1;
   rec = cJSON_CreateObject();
   esc = escalation_to_json(&e->esc);
-  if (!rec || !esc || !cJSON_AddStringToObject(rec, "t", "add") ||
-      !cJSON_AddNumberToObject(rec, "seq", (double)seq) ||
-      !cJSON_AddStringToObject(rec, "agent_id", e->agent_id) ||
-      !cJSON_AddStringToObject(rec, "event_id", e->event_id) ||
-      !cJSON_AddNumberToObject(rec, "accepted_ms", (double)e->accepted_ms) ||
-      (e->attempts && !cJSON_AddNumberToObject(rec, "attempt", e->attempts)) ||
-      (e->next_ms && !cJSON_AddNumberToObject(rec, "next_ms", (double)e->next_ms))) {
+  if(!rec || !esc || !cJSON_AddStringToObject(rec, "t", "add") ||
+     !cJSON_AddNumberToObject(rec, "seq", (double)seq) ||
+     !cJSON_AddStringToObject(rec, "agent_id", e->agent_id) ||
+     !cJSON_AddStringToObject(rec, "event_id", e->event_id) ||
+     !cJSON_AddNumberToObject(rec, "accepted_ms", (double)e->accepted_ms) ||
+     (e->attempts && !cJSON_AddNumberToObject(rec, "attempt", e->attempts)) ||
+     (e->next_ms && !cJSON_AddNumberToObject(rec, "next_ms", (double)e->next_ms))) {
     seterr(err, errsz, "out of memory");
     goto out;
   }
   cJSON_AddItemToObject(rec, "esc", esc);
   esc = NULL;
   line = cJSON_PrintUnformatted(rec);
-  if (!line || reserve_one(o) != 0) {
+  if(!line || reserve_one(o) != 0) {
     seterr(err, errsz, "out of memory");
     goto out;
   }
   size_t len = strlen(line);
-  if (len > UINT32_MAX) {
+  if(len > UINT32_MAX) {
     seterr(err, errsz, "escalation too large");
     goto out;
   }
-  if (journal_append(o->j, line, len, true, &off, err, errsz) != 0)
+  if(journal_append(o->j, line, len, true, &off, err, errsz) != 0)
     goto out;
-  o->v[o->n++] = (struct pend){.seq = seq, .off = off, .len = (uint32_t)len,
-                               .attempts = e->attempts, .next_ms = e->next_ms};
+  o->v[o->n++] = (struct pend){
+      .seq = seq, .off = off, .len = (uint32_t)len, .attempts = e->attempts, .next_ms = e->next_ms};
   o->live++;
   o->last_seq = seq;
   e->seq = seq;
@@ -403,19 +418,20 @@ out:
   return rc;
 }
 
-int outbox_attempt(struct outbox *o, uint64_t seq, int attempts, int64_t next_ms) {
+int outbox_attempt(struct outbox *o, uint64_t seq, int attempts, int64_t next_ms)
+{
   char line[128], err[256];
   int rc = -1;
 
   pthread_mutex_lock(&o->mu);
   size_t i = find(o, seq);
-  if (i == SIZE_MAX)
+  if(i == SIZE_MAX)
     goto out;
   int len = snprintf(line, sizeof(line),
                      "{\"t\":\"try\",\"seq\":%" PRIu64 ",\"attempt\":%d,\"next_ms\":%" PRId64 "}",
                      seq, attempts, next_ms);
   rc = journal_append(o->j, line, (size_t)len, false, NULL, err, sizeof(err));
-  if (rc != 0)
+  if(rc != 0)
     log_event(LOG_LVL_WARN, "outbox.write_failed", "seq=%" PRIu64 " record=try error=\"%s\"", seq,
               err);
   /* Memory follows the delivery engine even if the line was lost: the
@@ -429,17 +445,18 @@ out:
   return rc;
 }
 
-int outbox_done(struct outbox *o, uint64_t seq) {
+int outbox_done(struct outbox *o, uint64_t seq)
+{
   char line[64], err[256];
   int rc = -1;
 
   pthread_mutex_lock(&o->mu);
   size_t i = find(o, seq);
-  if (i == SIZE_MAX)
+  if(i == SIZE_MAX)
     goto out;
   int len = snprintf(line, sizeof(line), "{\"t\":\"done\",\"seq\":%" PRIu64 "}", seq);
   rc = journal_append(o->j, line, (size_t)len, false, NULL, err, sizeof(err));
-  if (rc != 0)
+  if(rc != 0)
     log_event(LOG_LVL_WARN, "outbox.write_failed", "seq=%" PRIu64 " record=done error=\"%s\"", seq,
               err);
   /* Finished either way; without the line a restart delivers it again. */
@@ -450,7 +467,8 @@ out:
   return rc;
 }
 
-size_t outbox_pending(struct outbox *o) {
+size_t outbox_pending(struct outbox *o)
+{
   pthread_mutex_lock(&o->mu);
   size_t n = o->live;
   pthread_mutex_unlock(&o->mu);
@@ -458,22 +476,23 @@ size_t outbox_pending(struct outbox *o) {
 }
 
 /* Not under the lock while fn runs, so fn may call outbox_done and friends. */
-int outbox_foreach(struct outbox *o, int (*fn)(void *ctx, const struct outbox_entry *e), void *ctx) {
+int outbox_foreach(struct outbox *o, int (*fn)(void *ctx, const struct outbox_entry *e), void *ctx)
+{
   uint64_t *seqs = NULL;
   size_t nseq = 0;
   int rc = 0;
 
   pthread_mutex_lock(&o->mu);
   seqs = malloc((o->live ? o->live : 1) * sizeof(*seqs));
-  if (seqs)
-    for (size_t i = 0; i < o->n; i++)
-      if (o->v[i].len != 0)
+  if(seqs)
+    for(size_t i = 0; i < o->n; i++)
+      if(o->v[i].len != 0)
         seqs[nseq++] = o->v[i].seq;
   pthread_mutex_unlock(&o->mu);
-  if (!seqs)
+  if(!seqs)
     return -1;
 
-  for (size_t k = 0; k < nseq && rc == 0; k++) {
+  for(size_t k = 0; k < nseq && rc == 0; k++) {
     struct outbox_entry e;
     char err[512];
     char *line = NULL;
@@ -483,26 +502,26 @@ int outbox_foreach(struct outbox *o, int (*fn)(void *ctx, const struct outbox_en
 
     pthread_mutex_lock(&o->mu);
     size_t i = find(o, seqs[k]);
-    if (i != SIZE_MAX) {
+    if(i != SIZE_MAX) {
       p = o->v[i];
       line = malloc((size_t)p.len + 1);
-      if (!line || journal_read(o->j, p.off, p.len, line, err, sizeof(err)) != 0) {
-        if (!line)
+      if(!line || journal_read(o->j, p.off, p.len, line, err, sizeof(err)) != 0) {
+        if(!line)
           seterr(err, sizeof(err), "out of memory");
         rc = -1;
       }
       len = p.len;
     }
     pthread_mutex_unlock(&o->mu);
-    if (i == SIZE_MAX) /* finished meanwhile */
+    if(i == SIZE_MAX) /* finished meanwhile */
       continue;
-    if (rc == 0 && !(rec = cJSON_ParseWithLength(line, len))) {
+    if(rc == 0 && !(rec = cJSON_ParseWithLength(line, len))) {
       snprintf(err, sizeof(err), "record of seq %" PRIu64 " no longer parses", seqs[k]);
       rc = -1;
     }
-    if (rc == 0 && parse_add(rec, &e, err, sizeof(err)) != 0)
+    if(rc == 0 && parse_add(rec, &e, err, sizeof(err)) != 0)
       rc = -1;
-    if (rc == 0) {
+    if(rc == 0) {
       e.attempts = p.attempts;
       e.next_ms = p.next_ms;
       rc = fn(ctx, &e);
@@ -518,33 +537,36 @@ int outbox_foreach(struct outbox *o, int (*fn)(void *ctx, const struct outbox_en
   return rc;
 }
 
-static int dup_str(char **dst, const char *src) {
+static int dup_str(char **dst, const char *src)
+{
   *dst = NULL;
-  if (!src)
+  if(!src)
     return 0;
   *dst = strdup(src);
   return *dst ? 0 : -1;
 }
 
-int outbox_entry_copy(struct outbox_entry *dst, const struct outbox_entry *src) {
+int outbox_entry_copy(struct outbox_entry *dst, const struct outbox_entry *src)
+{
   const struct escalation *s = &src->esc;
   struct escalation *d = &dst->esc;
 
   *dst = *src;
   memset(d, 0, sizeof(*d));
   memcpy(d->event_id, s->event_id, sizeof(d->event_id));
-  if (dup_str(&d->caller_number, s->caller_number) || dup_str(&d->call_sid, s->call_sid) ||
-      dup_str(&d->reason, s->reason) || dup_str(&d->summary, s->summary) ||
-      dup_str(&d->agent_session_id, s->agent_session_id) ||
-      (s->fields && !(d->fields = cJSON_Duplicate(s->fields, 1)))) {
+  if(dup_str(&d->caller_number, s->caller_number) || dup_str(&d->call_sid, s->call_sid) ||
+     dup_str(&d->reason, s->reason) || dup_str(&d->summary, s->summary) ||
+     dup_str(&d->agent_session_id, s->agent_session_id) ||
+     (s->fields && !(d->fields = cJSON_Duplicate(s->fields, 1)))) {
     outbox_entry_clear(dst);
     return -1;
   }
   return 0;
 }
 
-void outbox_entry_clear(struct outbox_entry *e) {
-  if (!e)
+void outbox_entry_clear(struct outbox_entry *e)
+{
+  if(!e)
     return;
   escalation_clear(&e->esc);
   memset(e, 0, sizeof(*e));

@@ -25,7 +25,8 @@
 
 static char g_dir[512];
 
-static const char *fresh_dir(const char *name) {
+static const char *fresh_dir(const char *name)
+{
   char cmd[4096];
   snprintf(g_dir, sizeof(g_dir), "%s/outbox-%d/%s", HG_TEST_TMP, (int)getpid(), name);
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
@@ -33,12 +34,14 @@ static const char *fresh_dir(const char *name) {
   return g_dir;
 }
 
-static char *file_path(const char *dir, char *buf, size_t n) {
+static char *file_path(const char *dir, char *buf, size_t n)
+{
   snprintf(buf, n, "%s/%s", dir, FILE_NAME);
   return buf;
 }
 
-static char *slurp(const char *path, size_t *len) {
+static char *slurp(const char *path, size_t *len)
+{
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
   fseek(f, 0, SEEK_END);
@@ -53,24 +56,27 @@ static char *slurp(const char *path, size_t *len) {
   return buf;
 }
 
-static void spit(const char *path, const char *buf, size_t len) {
+static void spit(const char *path, const char *buf, size_t len)
+{
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(fd >= 0);
   assert_int_equal(write(fd, buf, len), (ssize_t)len);
   close(fd);
 }
 
-static size_t count_lines(const char *path) {
+static size_t count_lines(const char *path)
+{
   size_t len, n = 0;
   char *buf = slurp(path, &len);
-  for (size_t i = 0; i < len; i++)
+  for(size_t i = 0; i < len; i++)
     n += buf[i] == '\n';
   free(buf);
   return n;
 }
 
 /* An entry for escalation number n; numbers 100 to 139 get a long summary. */
-static void make_entry(struct outbox_entry *e, int n) {
+static void make_entry(struct outbox_entry *e, int n)
+{
   char json[512];
   char err[256];
   char pad[300];
@@ -85,23 +91,25 @@ static void make_entry(struct outbox_entry *e, int n) {
   snprintf(e->agent_id, sizeof(e->agent_id), "%08x-0000-4000-8000-%012x", (unsigned)n % 7, 7u);
   snprintf(e->event_id, sizeof(e->event_id), "%08x-1111-4111-8111-%012x", (unsigned)n, (unsigned)n);
   e->accepted_ms = 1796320800000LL + n;
-  assert_int_equal(escalation_parse(json, (size_t)len, ESCALATION_MAX_BYTES, &e->esc, err, sizeof(err)),
-                   0);
+  assert_int_equal(
+      escalation_parse(json, (size_t)len, ESCALATION_MAX_BYTES, &e->esc, err, sizeof(err)), 0);
 }
 
-static uint64_t add(struct outbox *o, int n) {
+static uint64_t add(struct outbox *o, int n)
+{
   struct outbox_entry e;
   char err[256];
   make_entry(&e, n);
   int rc = outbox_append(o, &e, err, sizeof(err));
-  if (rc != 0)
+  if(rc != 0)
     fail_msg("append %d: %d %s", n, rc, err);
   uint64_t seq = e.seq;
   outbox_entry_clear(&e);
   return seq;
 }
 
-static char *esc_text(const struct escalation *esc) {
+static char *esc_text(const struct escalation *esc)
+{
   cJSON *j = escalation_to_json(esc);
   char *s = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
@@ -118,17 +126,18 @@ struct seen {
   bool content_ok;
 };
 
-static int collect(void *ctx, const struct outbox_entry *e) {
+static int collect(void *ctx, const struct outbox_entry *e)
+{
   struct seen *s = ctx;
   struct outbox_entry want;
   unsigned num;
-  if (s->n >= 64)
+  if(s->n >= 64)
     return 0;
   sscanf(e->event_id, "%08x", &num);
   make_entry(&want, (int)num);
   char *a = esc_text(&e->esc), *b = esc_text(&want.esc);
-  if (strcmp(a, b) != 0 || strcmp(e->agent_id, want.agent_id) != 0 ||
-      e->accepted_ms != want.accepted_ms)
+  if(strcmp(a, b) != 0 || strcmp(e->agent_id, want.agent_id) != 0 ||
+     e->accepted_ms != want.accepted_ms)
     s->content_ok = false;
   free(a);
   free(b);
@@ -141,7 +150,8 @@ static int collect(void *ctx, const struct outbox_entry *e) {
   return 0;
 }
 
-static void test_basic_reopen(void **state) {
+static void test_basic_reopen(void **state)
+{
   (void)state;
   char d[512], path[600], err[512];
   struct outbox *o;
@@ -159,7 +169,7 @@ static void test_basic_reopen(void **state) {
   assert_int_equal(outbox_attempt(o, s2, 2, 2000), 0);
   assert_int_equal(outbox_attempt(o, s4, 1, 4000), 0);
   assert_int_equal(outbox_done(o, s3), 0);
-  assert_int_equal(outbox_done(o, s3), -1);        /* no longer pending */
+  assert_int_equal(outbox_done(o, s3), -1);          /* no longer pending */
   assert_int_equal(outbox_attempt(o, s3, 1, 1), -1); /* idem */
   assert_int_equal(outbox_done(o, 999), -1);
   assert_int_equal(outbox_pending(o), 4);
@@ -175,7 +185,7 @@ static void test_basic_reopen(void **state) {
   int wantn[] = {1, 2, 4, 5};
   int wanta[] = {0, 2, 1, 0};
   int64_t wantt[] = {0, 2000, 4000, 0};
-  for (size_t i = 0; i < 4; i++) {
+  for(size_t i = 0; i < 4; i++) {
     assert_int_equal(seen.seq[i], want[i]);
     assert_int_equal(seen.num[i], wantn[i]);
     assert_int_equal(seen.attempts[i], wanta[i]);
@@ -186,7 +196,8 @@ static void test_basic_reopen(void **state) {
   outbox_close(o);
 }
 
-static void test_entry_copy(void **state) {
+static void test_entry_copy(void **state)
+{
   (void)state;
   struct outbox_entry a, b;
   make_entry(&a, 42);
@@ -207,7 +218,8 @@ static void test_entry_copy(void **state) {
   outbox_entry_clear(&b);
 }
 
-static void test_limit(void **state) {
+static void test_limit(void **state)
+{
   (void)state;
   char d[512], err[512];
   struct outbox *o;
@@ -233,24 +245,27 @@ static void test_limit(void **state) {
   outbox_close(o);
 }
 
-static int done_inside(void *ctx, const struct outbox_entry *e) {
+static int done_inside(void *ctx, const struct outbox_entry *e)
+{
   struct outbox *o = ctx;
   return outbox_done(o, e->seq) == 0 ? 0 : -1;
 }
 
-static int stop_at_two(void *ctx, const struct outbox_entry *e) {
+static int stop_at_two(void *ctx, const struct outbox_entry *e)
+{
   (void)e;
   int *n = ctx;
   return ++*n == 2 ? 7 : 0;
 }
 
-static void test_foreach_reentrant(void **state) {
+static void test_foreach_reentrant(void **state)
+{
   (void)state;
   char d[512], err[512];
   struct outbox *o;
   snprintf(d, sizeof(d), "%s", fresh_dir("foreach"));
   assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
-  for (int i = 0; i < 5; i++)
+  for(int i = 0; i < 5; i++)
     add(o, i);
   int n = 0;
   assert_int_equal(outbox_foreach(o, stop_at_two, &n), 7);
@@ -260,7 +275,8 @@ static void test_foreach_reentrant(void **state) {
   outbox_close(o);
 }
 
-static void test_compaction(void **state) {
+static void test_compaction(void **state)
+{
   (void)state;
   char d[512], path[600], err[512];
   struct outbox *o;
@@ -270,15 +286,15 @@ static void test_compaction(void **state) {
 
   /* 3000 accepted, a few kept pending with retries, the rest finished. */
   uint64_t first = 0, last = 0;
-  for (int i = 0; i < 3000; i++) {
+  for(int i = 0; i < 3000; i++) {
     uint64_t s = add(o, i);
-    if (i == 0)
+    if(i == 0)
       first = s;
     last = s;
-    if (i % 100 == 7) {
+    if(i % 100 == 7) {
       assert_int_equal(outbox_attempt(o, s, 1, 100 + i), 0);
       assert_int_equal(outbox_attempt(o, s, 2, 200 + i), 0);
-    } else if (i % 100 != 50) {
+    } else if(i % 100 != 50) {
       assert_int_equal(outbox_done(o, s), 0);
     }
   }
@@ -294,12 +310,12 @@ static void test_compaction(void **state) {
   assert_int_equal(outbox_foreach(o, collect, &seen), 0);
   assert_true(seen.content_ok);
   assert_int_equal(seen.n, 60);
-  for (size_t i = 0; i < seen.n; i++) {
+  for(size_t i = 0; i < seen.n; i++) {
     int num = seen.num[i];
     assert_int_equal(seen.seq[i], first + (uint64_t)num);
-    if (i > 0)
+    if(i > 0)
       assert_true(seen.seq[i] > seen.seq[i - 1]);
-    if (num % 100 == 7) {
+    if(num % 100 == 7) {
       assert_int_equal(seen.attempts[i], 2);
       assert_int_equal(seen.next_ms[i], 200 + num);
     } else {
@@ -310,9 +326,9 @@ static void test_compaction(void **state) {
 
   /* Finish everything: the file shrinks to almost nothing once compacted,
    * and numbering still continues after a restart. */
-  for (size_t i = 0; i < seen.n; i++)
+  for(size_t i = 0; i < seen.n; i++)
     assert_int_equal(outbox_done(o, seen.seq[i]), 0);
-  for (int i = 0; i < 4200; i++)
+  for(int i = 0; i < 4200; i++)
     assert_int_equal(outbox_done(o, add(o, 5000 + i)), 0);
   last += 4200;
   assert_int_equal(outbox_pending(o), 0);
@@ -326,7 +342,7 @@ static void test_compaction(void **state) {
   /* A compaction that leaves nothing pending keeps the numbering. */
   assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
   uint64_t s = 0;
-  for (int i = 0; i < 8200; i++) {
+  for(int i = 0; i < 8200; i++) {
     s = add(o, i);
     assert_int_equal(outbox_done(o, s), 0);
   }
@@ -343,7 +359,8 @@ static void test_compaction(void **state) {
 /* Cut the file at every byte offset: each complete line counts, the torn
  * one does not, nothing crashes. */
 #define OPS 8
-static void test_torn_tail_every_offset(void **state) {
+static void test_torn_tail_every_offset(void **state)
+{
   (void)state;
   char d[512], path[600], err[1024];
   struct outbox *o;
@@ -353,19 +370,43 @@ static void test_torn_tail_every_offset(void **state) {
   snprintf(d, sizeof(d), "%s", fresh_dir("torn-src"));
   file_path(d, path, sizeof(path));
   assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
-  for (int a = 0; a < 4; a++)
+  for(int a = 0; a < 4; a++)
     expect[0][a] = -1;
-  for (int k = 0; k < OPS; k++) {
+  for(int k = 0; k < OPS; k++) {
     memcpy(expect[k + 1], expect[k], sizeof(expect[k]));
-    switch (k) {
-    case 0: add(o, 1); expect[k + 1][1] = 0; break;
-    case 1: add(o, 2); expect[k + 1][2] = 0; break;
-    case 2: assert_int_equal(outbox_attempt(o, 1, 1, 5000), 0); expect[k + 1][1] = 1; break;
-    case 3: add(o, 3); expect[k + 1][3] = 0; break;
-    case 4: assert_int_equal(outbox_done(o, 2), 0); expect[k + 1][2] = -1; break;
-    case 5: assert_int_equal(outbox_attempt(o, 3, 1, 6000), 0); expect[k + 1][3] = 1; break;
-    case 6: assert_int_equal(outbox_attempt(o, 1, 2, 7000), 0); expect[k + 1][1] = 2; break;
-    case 7: assert_int_equal(outbox_done(o, 3), 0); expect[k + 1][3] = -1; break;
+    switch(k) {
+    case 0:
+      add(o, 1);
+      expect[k + 1][1] = 0;
+      break;
+    case 1:
+      add(o, 2);
+      expect[k + 1][2] = 0;
+      break;
+    case 2:
+      assert_int_equal(outbox_attempt(o, 1, 1, 5000), 0);
+      expect[k + 1][1] = 1;
+      break;
+    case 3:
+      add(o, 3);
+      expect[k + 1][3] = 0;
+      break;
+    case 4:
+      assert_int_equal(outbox_done(o, 2), 0);
+      expect[k + 1][2] = -1;
+      break;
+    case 5:
+      assert_int_equal(outbox_attempt(o, 3, 1, 6000), 0);
+      expect[k + 1][3] = 1;
+      break;
+    case 6:
+      assert_int_equal(outbox_attempt(o, 1, 2, 7000), 0);
+      expect[k + 1][1] = 2;
+      break;
+    case 7:
+      assert_int_equal(outbox_done(o, 3), 0);
+      expect[k + 1][3] = -1;
+      break;
     }
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -378,23 +419,23 @@ static void test_torn_tail_every_offset(void **state) {
 
   char td[600], tpath[700];
   snprintf(td, sizeof(td), "%s/../torn-cut", d);
-  for (size_t cut = 0; cut <= full; cut++) {
+  for(size_t cut = 0; cut <= full; cut++) {
     char cmd[4096];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", td, td);
     assert_int_equal(system(cmd), 0);
     file_path(td, tpath, sizeof(tpath));
     spit(tpath, orig, cut);
     size_t k = 0;
-    while (k < OPS && ends[k] <= cut)
+    while(k < OPS && ends[k] <= cut)
       k++;
-    if (outbox_open(td, 0, &o, err, sizeof(err)) != 0)
+    if(outbox_open(td, 0, &o, err, sizeof(err)) != 0)
       fail_msg("cut at %zu: open failed: %s", cut, err);
     struct seen seen = {.content_ok = true};
     assert_int_equal(outbox_foreach(o, collect, &seen), 0);
     assert_true(seen.content_ok);
     size_t want = 0;
-    for (int a = 1; a <= 3; a++) {
-      if (expect[k][a] < 0)
+    for(int a = 1; a <= 3; a++) {
+      if(expect[k][a] < 0)
         continue;
       assert_true(want < seen.n);
       assert_int_equal(seen.seq[want], (uint64_t)a);
@@ -414,7 +455,8 @@ static void test_torn_tail_every_offset(void **state) {
   free(orig);
 }
 
-static void test_corruption_refused(void **state) {
+static void test_corruption_refused(void **state)
+{
   (void)state;
   char d[512], path[600], err[1024];
   struct outbox *o;
@@ -432,7 +474,7 @@ static void test_corruption_refused(void **state) {
                         "{\"t\":\"add\",\"seq\":1,\"agent_id\":\"a\",\"event_id\":\"b\","
                         "\"accepted_ms\":1,\"esc\":{}}", /* repeated seq */
                         "{\"t\":\"try\",\"seq\":2,\"attempt\":\"x\",\"next_ms\":1}", "[1,2]"};
-  for (size_t b = 0; b < sizeof(bads) / sizeof(bads[0]); b++) {
+  for(size_t b = 0; b < sizeof(bads) / sizeof(bads[0]); b++) {
     size_t bl = strlen(bads[b]);
     char *text = malloc(len + bl + 2);
     memcpy(text, orig, line2);
@@ -446,7 +488,7 @@ static void test_corruption_refused(void **state) {
     assert_null(o);
     char want[64];
     snprintf(want, sizeof(want), "byte offset %zu ", line2);
-    if (!strstr(err, want) || !strstr(err, path) || !strstr(err, "move the file aside"))
+    if(!strstr(err, want) || !strstr(err, path) || !strstr(err, "move the file aside"))
       fail_msg("case %zu: unclear message: %s", b, err);
     size_t now;
     char *after = slurp(path, &now);
@@ -462,7 +504,8 @@ static void test_corruption_refused(void **state) {
   free(orig);
 }
 
-static void test_enospc(void **state) {
+static void test_enospc(void **state)
+{
   (void)state;
   char d[512], path[600], err[512], filler[700];
   struct outbox *o;
@@ -471,7 +514,7 @@ static void test_enospc(void **state) {
   char cmd[4096];
   snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", d);
   assert_int_equal(system(cmd), 0);
-  if (mount("tmpfs", d, "tmpfs", 0, "size=64k,mode=0700") != 0) {
+  if(mount("tmpfs", d, "tmpfs", 0, "size=64k,mode=0700") != 0) {
     print_message("cannot mount a tmpfs here (%s): ENOSPC test skipped\n", strerror(errno));
     skip();
   }
@@ -484,9 +527,9 @@ static void test_enospc(void **state) {
   assert_true(fd >= 0);
   char block[4096];
   memset(block, 'z', sizeof(block));
-  while (write(fd, block, sizeof(block)) > 0)
+  while(write(fd, block, sizeof(block)) > 0)
     ;
-  while (write(fd, block, 1) > 0)
+  while(write(fd, block, 1) > 0)
     ;
   close(fd);
   size_t before_len;
@@ -494,11 +537,11 @@ static void test_enospc(void **state) {
 
   /* Appends fail until the file's last page is used up, then always. */
   int fails = 0;
-  for (int i = 0; i < 40 && fails == 0; i++) {
+  for(int i = 0; i < 40 && fails == 0; i++) {
     make_entry(&e, 100 + i);
     int rc = outbox_append(o, &e, err, sizeof(err));
     outbox_entry_clear(&e);
-    if (rc != 0) {
+    if(rc != 0) {
       assert_int_equal(rc, -1);
       assert_non_null(strstr(err, "No space left on device"));
       fails++;
@@ -531,16 +574,18 @@ static void test_enospc(void **state) {
   assert_int_equal(umount2(d, MNT_DETACH), 0);
 }
 
-static int mark_pending(void *ctx, const struct outbox_entry *e) {
+static int mark_pending(void *ctx, const struct outbox_entry *e)
+{
   unsigned char *p = ctx;
-  if (e->seq < 200000)
+  if(e->seq < 200000)
     p[e->seq] = 1;
   return 0;
 }
 
 /* kill -9 at random moments: every acknowledged append is pending after a
  * restart unless its "done" was acknowledged too; nothing done comes back. */
-static void test_kill9(void **state) {
+static void test_kill9(void **state)
+{
   (void)state;
   char d[512], err[512];
   snprintf(d, sizeof(d), "%s", fresh_dir("kill9"));
@@ -550,31 +595,31 @@ static void test_kill9(void **state) {
   assert_non_null(pend);
   int64_t maxseq = 0;
   srand((unsigned)getpid());
-  for (int round = 0; round < 12; round++) {
+  for(int round = 0; round < 12; round++) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
+    if(pid == 0) {
       struct outbox *o;
       close(fds[0]);
-      if (outbox_open(d, 0, &o, err, sizeof(err)) != 0)
+      if(outbox_open(d, 0, &o, err, sizeof(err)) != 0)
         _exit(3);
-      for (int i = 0;; i++) {
+      for(int i = 0;; i++) {
         struct outbox_entry e;
         make_entry(&e, i);
-        if (outbox_append(o, &e, err, sizeof(err)) != 0)
+        if(outbox_append(o, &e, err, sizeof(err)) != 0)
           _exit(4);
         int64_t msg = (int64_t)e.seq;
         outbox_entry_clear(&e);
-        if (write(fds[1], &msg, sizeof(msg)) != sizeof(msg))
+        if(write(fds[1], &msg, sizeof(msg)) != sizeof(msg))
           _exit(5);
         outbox_attempt(o, (uint64_t)msg, 1, 1000);
-        if (i % 3 != 0) {
-          if (outbox_done(o, (uint64_t)msg) != 0)
+        if(i % 3 != 0) {
+          if(outbox_done(o, (uint64_t)msg) != 0)
             _exit(6);
           msg = -msg;
-          if (write(fds[1], &msg, sizeof(msg)) != sizeof(msg))
+          if(write(fds[1], &msg, sizeof(msg)) != sizeof(msg))
             _exit(5);
         }
       }
@@ -587,9 +632,9 @@ static void test_kill9(void **state) {
     waitpid(pid, &status, 0);
     assert_true(WIFSIGNALED(status));
     int64_t msg, last_added = 0;
-    while (read(fds[0], &msg, sizeof(msg)) == sizeof(msg)) {
+    while(read(fds[0], &msg, sizeof(msg)) == sizeof(msg)) {
       assert_true(msg != 0 && msg < 200000 && msg > -200000);
-      if (msg > 0) {
+      if(msg > 0) {
         st[msg] = 1;
         last_added = msg;
       } else {
@@ -597,23 +642,23 @@ static void test_kill9(void **state) {
       }
     }
     close(fds[0]);
-    if (last_added > maxseq)
+    if(last_added > maxseq)
       maxseq = last_added;
 
     struct outbox *o;
-    if (outbox_open(d, 0, &o, err, sizeof(err)) != 0)
+    if(outbox_open(d, 0, &o, err, sizeof(err)) != 0)
       fail_msg("round %d: %s", round, err);
     memset(pend, 0, 200000);
     assert_int_equal(outbox_foreach(o, mark_pending, pend), 0);
-    for (int64_t q = 1; q <= maxseq + 1 && q < 200000; q++) {
-      if (st[q] == 1 && !pend[q] && q != last_added) /* its done may have been in flight */
+    for(int64_t q = 1; q <= maxseq + 1 && q < 200000; q++) {
+      if(st[q] == 1 && !pend[q] && q != last_added) /* its done may have been in flight */
         fail_msg("round %d: acknowledged seq %lld lost", round, (long long)q);
-      if (st[q] == 1 && !pend[q])
+      if(st[q] == 1 && !pend[q])
         st[q] = 2;
-      if (st[q] == 2 && pend[q])
+      if(st[q] == 2 && pend[q])
         fail_msg("round %d: finished seq %lld came back", round, (long long)q);
-      if (st[q] == 0 && pend[q]) {
-        if (q != maxseq + 1) /* the append in flight */
+      if(st[q] == 0 && pend[q]) {
+        if(q != maxseq + 1) /* the append in flight */
           fail_msg("round %d: unknown seq %lld pending", round, (long long)q);
         st[q] = 1;
         maxseq = q;
@@ -626,10 +671,11 @@ static void test_kill9(void **state) {
   free(pend);
 }
 
-int main(void) {
+int main(void)
+{
   char cmd[4096];
   snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", HG_TEST_TMP);
-  if (system(cmd) != 0)
+  if(system(cmd) != 0)
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic_reopen),

@@ -28,7 +28,8 @@
 static char g_dir[512];
 
 /* A fresh, empty directory path (not created: the store must create it). */
-static const char *fresh_dir(const char *name) {
+static const char *fresh_dir(const char *name)
+{
   char cmd[4096];
   snprintf(g_dir, sizeof(g_dir), "%s/store-%d/%s", HG_TEST_TMP, (int)getpid(), name);
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
@@ -36,12 +37,14 @@ static const char *fresh_dir(const char *name) {
   return g_dir;
 }
 
-static char *file_path(const char *dir, char *buf, size_t n) {
+static char *file_path(const char *dir, char *buf, size_t n)
+{
   snprintf(buf, n, "%s/%s", dir, FILE_NAME);
   return buf;
 }
 
-static char *slurp(const char *path, size_t *len) {
+static char *slurp(const char *path, size_t *len)
+{
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
   fseek(f, 0, SEEK_END);
@@ -56,42 +59,46 @@ static char *slurp(const char *path, size_t *len) {
   return buf;
 }
 
-static void spit(const char *path, const char *buf, size_t len) {
+static void spit(const char *path, const char *buf, size_t len)
+{
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(fd >= 0);
   assert_int_equal(write(fd, buf, len), (ssize_t)len);
   close(fd);
 }
 
-static size_t count_lines(const char *path) {
+static size_t count_lines(const char *path)
+{
   size_t len, n = 0;
   char *buf = slurp(path, &len);
-  for (size_t i = 0; i < len; i++)
+  for(size_t i = 0; i < len; i++)
     n += buf[i] == '\n';
   free(buf);
   return n;
 }
 
-static void agent_n(int n, char out[UUID_STR_LEN + 1]) {
+static void agent_n(int n, char out[UUID_STR_LEN + 1])
+{
   snprintf(out, UUID_STR_LEN + 1, "%08x-0000-4000-8000-%012x", (unsigned)n, (unsigned)n);
 }
 
 static void make_row(struct webhook *w, int n, const char *url, const char *secret, size_t nfields,
-                     size_t hintlen) {
+                     size_t hintlen)
+{
   memset(w, 0, sizeof(*w));
   agent_n(n, w->agent_id);
   w->url = strdup(url);
   w->secret = secret ? strdup(secret) : NULL;
   w->secret_header = strdup("X-HelpGenie-Signature");
   w->is_active = true;
-  if (nfields) {
+  if(nfields) {
     w->fields = calloc(nfields, sizeof(*w->fields));
     w->nfields = nfields;
-    for (size_t i = 0; i < nfields; i++) {
+    for(size_t i = 0; i < nfields; i++) {
       char key[32];
       snprintf(key, sizeof(key), "field%zu", i);
       w->fields[i].key = strdup(key);
-      if (hintlen) {
+      if(hintlen) {
         w->fields[i].hint = malloc(hintlen + 1);
         memset(w->fields[i].hint, 'h', hintlen);
         w->fields[i].hint[hintlen] = '\0';
@@ -101,7 +108,8 @@ static void make_row(struct webhook *w, int n, const char *url, const char *secr
   }
 }
 
-static void put_row(struct store *s, int n, const char *url) {
+static void put_row(struct store *s, int n, const char *url)
+{
   struct webhook w;
   char err[256];
   make_row(&w, n, url, "s3cret", 1, 0);
@@ -110,7 +118,8 @@ static void put_row(struct store *s, int n, const char *url) {
 }
 
 /* The on-disk JSON of a row, for comparisons. */
-static char *row_text(const struct webhook *w) {
+static char *row_text(const struct webhook *w)
+{
   cJSON *j = webhook_to_json(w, true);
   char *s = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
@@ -118,15 +127,16 @@ static char *row_text(const struct webhook *w) {
 }
 
 /* Every row of a, looked up in b, must be identical, and the counts equal. */
-static void assert_same_rows(struct store *a, struct store *b, int maxn) {
+static void assert_same_rows(struct store *a, struct store *b, int maxn)
+{
   assert_int_equal(store_count(a), store_count(b));
-  for (int n = 0; n < maxn; n++) {
+  for(int n = 0; n < maxn; n++) {
     char id[UUID_STR_LEN + 1];
     struct webhook wa, wb;
     agent_n(n, id);
     int ra = store_get(a, id, &wa), rb = store_get(b, id, &wb);
     assert_int_equal(ra, rb);
-    if (ra == 1) {
+    if(ra == 1) {
       char *ta = row_text(&wa), *tb = row_text(&wb);
       assert_string_equal(ta, tb);
       free(ta);
@@ -137,7 +147,8 @@ static void assert_same_rows(struct store *a, struct store *b, int maxn) {
   }
 }
 
-static void test_put_get_delete_reopen(void **state) {
+static void test_put_get_delete_reopen(void **state)
+{
   (void)state;
   const char *dir = fresh_dir("basic/nested/state");
   char d[512], path[600], err[512];
@@ -208,7 +219,8 @@ static void test_put_get_delete_reopen(void **state) {
   store_close(s);
 }
 
-static void test_id_and_created_kept(void **state) {
+static void test_id_and_created_kept(void **state)
+{
   (void)state;
   char d[512], err[512];
   struct store *s;
@@ -256,7 +268,8 @@ static void test_id_and_created_kept(void **state) {
   store_close(s);
 }
 
-static void test_compaction(void **state) {
+static void test_compaction(void **state)
+{
   (void)state;
   char d[512], path[600], err[512];
   struct store *s, *r;
@@ -266,14 +279,14 @@ static void test_compaction(void **state) {
   assert_int_equal(store_open(d, &s, err, sizeof(err)), 0);
   /* 50 rows, then many upserts of few rows and some deletes: the file
    * must be rewritten instead of growing with every record. */
-  for (int n = 0; n < 50; n++)
+  for(int n = 0; n < 50; n++)
     put_row(s, n, "https://rows.example/");
-  for (int k = 0; k < 2500; k++) {
+  for(int k = 0; k < 2500; k++) {
     char url[64];
     snprintf(url, sizeof(url), "https://rows.example/%d", k);
     put_row(s, k % 40, url);
   }
-  for (int n = 40; n < 50; n += 2) {
+  for(int n = 40; n < 50; n += 2) {
     char id[UUID_STR_LEN + 1];
     bool existed;
     agent_n(n, id);
@@ -308,7 +321,7 @@ static void test_compaction(void **state) {
   store_close(r);
 
   /* Force one more compaction and compare its result with the copy. */
-  for (int k = 0; k < 1200; k++)
+  for(int k = 0; k < 1200; k++)
     put_row(s, 0, "https://again.example/");
   store_close(s);
   assert_true(count_lines(path) < 1200);
@@ -321,12 +334,12 @@ static void test_compaction(void **state) {
   assert_string_equal(w.url, "https://again.example/");
   webhook_clear(&w);
   assert_int_equal(store_count(s), store_count(r));
-  for (int n = 1; n < 60; n++) {
+  for(int n = 1; n < 60; n++) {
     struct webhook a, b;
     agent_n(n, id);
     int ra = store_get(s, id, &a), rb = store_get(r, id, &b);
     assert_int_equal(ra, rb);
-    if (ra == 1) {
+    if(ra == 1) {
       char *ta = row_text(&a), *tb = row_text(&b);
       assert_string_equal(ta, tb);
       free(ta);
@@ -343,7 +356,8 @@ static void test_compaction(void **state) {
  * (i.e. after each line) which agents exist with which URL; then cut the
  * file at every byte offset and check the load against that history. */
 #define TORN_OPS 7
-static void test_torn_tail_every_offset(void **state) {
+static void test_torn_tail_every_offset(void **state)
+{
   (void)state;
   char d[512], path[600], err[1024];
   struct store *s;
@@ -362,13 +376,13 @@ static void test_torn_tail_every_offset(void **state) {
   snprintf(d, sizeof(d), "%s", fresh_dir("torn-src"));
   file_path(d, path, sizeof(path));
   assert_int_equal(store_open(d, &s, err, sizeof(err)), 0);
-  for (int k = 0; k < TORN_OPS; k++) {
+  for(int k = 0; k < TORN_OPS; k++) {
     agents[k] = ops[k].agent;
     urls[k] = ops[k].url;
     is_del[k] = !ops[k].url;
     memcpy(expect[k + 1], expect[k], sizeof(expect[k]));
     expect[k + 1][agents[k]] = urls[k];
-    if (is_del[k]) {
+    if(is_del[k]) {
       char id[UUID_STR_LEN + 1];
       bool existed;
       agent_n(agents[k], id);
@@ -387,26 +401,26 @@ static void test_torn_tail_every_offset(void **state) {
 
   char td[600], tpath[700];
   snprintf(td, sizeof(td), "%s/../torn-cut", d);
-  for (size_t cut = 0; cut <= full; cut++) {
+  for(size_t cut = 0; cut <= full; cut++) {
     char cmd[4096];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", td, td);
     assert_int_equal(system(cmd), 0);
     file_path(td, tpath, sizeof(tpath));
     spit(tpath, orig, cut);
     size_t k = 0; /* complete lines within cut */
-    while (k < TORN_OPS && ends[k] <= cut)
+    while(k < TORN_OPS && ends[k] <= cut)
       k++;
     err[0] = '\0';
     int rc = store_open(td, &s, err, sizeof(err));
-    if (rc != 0)
+    if(rc != 0)
       fail_msg("cut at %zu: open failed: %s", cut, err);
     size_t want = 0;
-    for (int a = 0; a < 4; a++) {
+    for(int a = 0; a < 4; a++) {
       char id[UUID_STR_LEN + 1];
       struct webhook w;
       agent_n(a, id);
       int g = store_get(s, id, &w);
-      if (expect[k][a]) {
+      if(expect[k][a]) {
         want++;
         assert_int_equal(g, 1);
         assert_string_equal(w.url, expect[k][a]);
@@ -429,7 +443,8 @@ static void test_torn_tail_every_offset(void **state) {
 }
 
 /* Open must fail, name the file and offset, and leave the bytes alone. */
-static void expect_refused(const char *dir, const char *content, size_t len, size_t offset) {
+static void expect_refused(const char *dir, const char *content, size_t len, size_t offset)
+{
   char path[700], err[1024], want[64];
   struct store *s = NULL;
   file_path(dir, path, sizeof(path));
@@ -438,7 +453,7 @@ static void expect_refused(const char *dir, const char *content, size_t len, siz
   assert_null(s);
   assert_non_null(strstr(err, path));
   snprintf(want, sizeof(want), "byte offset %zu ", offset);
-  if (!strstr(err, want))
+  if(!strstr(err, want))
     fail_msg("no \"%s\" in: %s", want, err);
   assert_non_null(strstr(err, "move the file aside"));
   size_t now;
@@ -448,7 +463,8 @@ static void expect_refused(const char *dir, const char *content, size_t len, siz
   free(after);
 }
 
-static void test_corruption_refused(void **state) {
+static void test_corruption_refused(void **state)
+{
   (void)state;
   char d[512], path[600], err[512];
   struct store *s;
@@ -509,7 +525,8 @@ static void test_corruption_refused(void **state) {
   free(orig);
 }
 
-static void test_enospc(void **state) {
+static void test_enospc(void **state)
+{
   (void)state;
   char d[512], path[600], err[512], filler[700];
   struct store *s;
@@ -519,7 +536,7 @@ static void test_enospc(void **state) {
   char cmd[4096];
   snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", d);
   assert_int_equal(system(cmd), 0);
-  if (mount("tmpfs", d, "tmpfs", 0, "size=64k,mode=0700") != 0) {
+  if(mount("tmpfs", d, "tmpfs", 0, "size=64k,mode=0700") != 0) {
     print_message("cannot mount a tmpfs here (%s): ENOSPC test skipped\n", strerror(errno));
     skip();
   }
@@ -534,9 +551,9 @@ static void test_enospc(void **state) {
   assert_true(fd >= 0);
   char block[4096];
   memset(block, 'z', sizeof(block));
-  while (write(fd, block, sizeof(block)) > 0)
+  while(write(fd, block, sizeof(block)) > 0)
     ;
-  while (write(fd, block, 1) > 0)
+  while(write(fd, block, 1) > 0)
     ;
   close(fd);
 
@@ -590,34 +607,35 @@ static void test_enospc(void **state) {
 /* kill -9 at random moments, compactions included: every acknowledged put
  * must be there after a restart (the one in flight may or may not be). */
 #define CRASH_AGENTS 40
-static void test_kill9(void **state) {
+static void test_kill9(void **state)
+{
   (void)state;
   char d[512], err[512];
   snprintf(d, sizeof(d), "%s", fresh_dir("kill9"));
   int acked[CRASH_AGENTS];
-  for (int a = 0; a < CRASH_AGENTS; a++)
+  for(int a = 0; a < CRASH_AGENTS; a++)
     acked[a] = -1;
   int k0 = 0;
   srand((unsigned)getpid());
-  for (int round = 0; round < 12; round++) {
+  for(int round = 0; round < 12; round++) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
+    if(pid == 0) {
       struct store *s;
       close(fds[0]);
-      if (store_open(d, &s, err, sizeof(err)) != 0)
+      if(store_open(d, &s, err, sizeof(err)) != 0)
         _exit(3);
-      for (int k = k0;; k++) {
+      for(int k = k0;; k++) {
         char url[64];
         struct webhook w;
         snprintf(url, sizeof(url), "https://crash.example/%d", k);
         make_row(&w, k % CRASH_AGENTS, url, "s", 1, 0);
-        if (store_put(s, &w, err, sizeof(err)) != 0)
+        if(store_put(s, &w, err, sizeof(err)) != 0)
           _exit(4);
         webhook_clear(&w);
-        if (write(fds[1], &k, sizeof(k)) != sizeof(k))
+        if(write(fds[1], &k, sizeof(k)) != sizeof(k))
           _exit(5);
       }
     }
@@ -629,26 +647,26 @@ static void test_kill9(void **state) {
     waitpid(pid, &status, 0);
     assert_true(WIFSIGNALED(status));
     int k, last = k0 - 1;
-    while (read(fds[0], &k, sizeof(k)) == sizeof(k)) {
+    while(read(fds[0], &k, sizeof(k)) == sizeof(k)) {
       acked[k % CRASH_AGENTS] = k;
       last = k;
     }
     close(fds[0]);
 
     struct store *s;
-    if (store_open(d, &s, err, sizeof(err)) != 0)
+    if(store_open(d, &s, err, sizeof(err)) != 0)
       fail_msg("round %d: %s", round, err);
-    for (int a = 0; a < CRASH_AGENTS; a++) {
+    for(int a = 0; a < CRASH_AGENTS; a++) {
       char id[UUID_STR_LEN + 1];
       struct webhook w;
       agent_n(a, id);
       int g = store_get(s, id, &w);
-      if (acked[a] < 0)
+      if(acked[a] < 0)
         continue;
       assert_int_equal(g, 1);
       int got = atoi(strrchr(w.url, '/') + 1);
       /* the acknowledged value, or the one write in flight after it */
-      if (got != acked[a] && got != last + 1)
+      if(got != acked[a] && got != last + 1)
         fail_msg("round %d agent %d: acked %d, found %d", round, a, acked[a], got);
       acked[a] = got;
       webhook_clear(&w);
@@ -664,20 +682,21 @@ struct thr {
   int base;
 };
 
-static void *thr_main(void *arg) {
+static void *thr_main(void *arg)
+{
   struct thr *t = arg;
-  for (int k = 0; k < 200; k++) {
+  for(int k = 0; k < 200; k++) {
     struct webhook w, got;
     char err[256];
     make_row(&w, t->base + k % 20, "https://thr.example/", NULL, 0, 0);
-    if (store_put(t->s, &w, err, sizeof(err)) != 0)
+    if(store_put(t->s, &w, err, sizeof(err)) != 0)
       abort();
-    if (store_get(t->s, w.agent_id, &got) != 1)
+    if(store_get(t->s, w.agent_id, &got) != 1)
       abort();
     webhook_clear(&got);
-    if (k % 7 == 0) {
+    if(k % 7 == 0) {
       bool existed;
-      if (store_delete(t->s, w.agent_id, &existed, err, sizeof(err)) != 0 || !existed)
+      if(store_delete(t->s, w.agent_id, &existed, err, sizeof(err)) != 0 || !existed)
         abort();
     }
     webhook_clear(&w);
@@ -685,7 +704,8 @@ static void *thr_main(void *arg) {
   return NULL;
 }
 
-static void test_threads(void **state) {
+static void test_threads(void **state)
+{
   (void)state;
   char d[512], err[512];
   struct store *s;
@@ -693,11 +713,11 @@ static void test_threads(void **state) {
   struct thr t[4];
   snprintf(d, sizeof(d), "%s", fresh_dir("threads"));
   assert_int_equal(store_open(d, &s, err, sizeof(err)), 0);
-  for (int i = 0; i < 4; i++) {
+  for(int i = 0; i < 4; i++) {
     t[i] = (struct thr){s, i * 1000};
     pthread_create(&th[i], NULL, thr_main, &t[i]);
   }
-  for (int i = 0; i < 4; i++)
+  for(int i = 0; i < 4; i++)
     pthread_join(th[i], NULL);
   size_t n = store_count(s);
   store_close(s);
@@ -708,7 +728,8 @@ static void test_threads(void **state) {
 
 /* 100,000 rows load well under a second (the file is written directly:
  * 100k fdatasyncs would only measure the disk). */
-static void test_load_100k(void **state) {
+static void test_load_100k(void **state)
+{
   (void)state;
   char d[512], path[600], err[512];
   struct store *s;
@@ -720,7 +741,7 @@ static void test_load_100k(void **state) {
   FILE *f = fopen(path, "a");
   assert_non_null(f);
   int64_t now = clock_now_ms();
-  for (int n = 1; n <= 100000; n++) {
+  for(int n = 1; n <= 100000; n++) {
     struct webhook w;
     make_row(&w, n, "https://hooks.example.com/helpgenie/escalations", "hgk_secret_value", 2, 20);
     uuid_v4(w.id);
@@ -744,23 +765,25 @@ static void test_load_100k(void **state) {
   int64_t ms = clock_mono_ms() - t0;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
   long long cpu_ms = (c1.tv_sec - c0.tv_sec) * 1000LL + (c1.tv_nsec - c0.tv_nsec) / 1000000;
-  print_message("loaded %zu rows in %lld ms (%lld ms CPU)\n", store_count(s), (long long)ms, cpu_ms);
+  print_message("loaded %zu rows in %lld ms (%lld ms CPU)\n", store_count(s), (long long)ms,
+                cpu_ms);
   assert_int_equal(store_count(s), 100001);
 #if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
   assert_true(cpu_ms < 1000); /* about 300 ms on the 2-core dev VM */
 #endif
   /* Upserts at this size cost the same as at size 1 (no whole-file write). */
   t0 = clock_mono_ms();
-  for (int n = 0; n < 200; n++)
+  for(int n = 0; n < 200; n++)
     put_row(s, n, "https://changed.example/");
   print_message("200 upserts at 100k rows in %lld ms\n", (long long)(clock_mono_ms() - t0));
   store_close(s);
 }
 
-int main(void) {
+int main(void)
+{
   char cmd[4096];
   snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", HG_TEST_TMP);
-  if (system(cmd) != 0)
+  if(system(cmd) != 0)
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_put_get_delete_reopen),
