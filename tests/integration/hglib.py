@@ -206,7 +206,7 @@ class Broker:
                     "listener %d 127.0.0.1\n"
                     "allow_anonymous true\n"
                     "persistence false\n"
-                    "log_dest stdout\n"
+                    "log_dest stderr\n"
                     "log_type error\nlog_type warning\nlog_type notice\n"
                     "log_type information\n"
                     "connection_messages true\n\n"
@@ -502,11 +502,12 @@ class MqttClient:
 class Hgd:
     """One hgd instance; each (re)start logs to a new file."""
 
-    def __init__(self, env, instance, extra_args=(), config_file=None):
+    def __init__(self, env, instance, extra_args=(), config_file=None, state_dir=None):
         self.env = env
         self.instance = instance
         self.extra_args = list(extra_args)
         self.config_file = config_file
+        self.state_dir = state_dir or env.state_dir
         self.proc = None
         self.logs = []
         self.starts = 0
@@ -515,7 +516,7 @@ class Hgd:
         if self.config_file:
             return [binary("hgd"), "-c", self.config_file] + self.extra_args
         e = self.env
-        return [binary("hgd"), "--broker", e.broker.uri, "--state-dir", e.state_dir,
+        return [binary("hgd"), "--broker", e.broker.uri, "--state-dir", self.state_dir,
                 "--keys", e.keys_path, "--instance", self.instance,
                 "--allow-net", "127.0.0.0/8", "--webhook-cafile", e.ca,
                 "--status-interval", "1", "--log-level", "debug",
@@ -527,7 +528,7 @@ class Hgd:
 
     def start(self, wait=True):
         self.starts += 1
-        path = os.path.join(self.env.tmp, "hgd.%d.log" % self.starts)
+        path = os.path.join(self.env.tmp, "hgd-%s.%d.log" % (self.instance, self.starts))
         self.logs.append(path)
         self.proc = spawn(self.argv(), path)
         if wait:
