@@ -24,6 +24,16 @@
 #define FILE_NAME "outbox.jsonl"
 
 static char g_dir[512];
+static char g_mounted[512]; /* the tmpfs of the ENOSPC test, for its teardown */
+
+static int unmount_tmpfs(void **state)
+{
+  (void)state;
+  if(g_mounted[0])
+    umount2(g_mounted, MNT_DETACH);
+  g_mounted[0] = '\0';
+  return 0;
+}
 
 static const char *fresh_dir(const char *name)
 {
@@ -518,6 +528,7 @@ static void test_enospc(void **state)
     print_message("cannot mount a tmpfs here (%s): ENOSPC test skipped\n", strerror(errno));
     skip();
   }
+  snprintf(g_mounted, sizeof(g_mounted), "%s", d);
   file_path(d, path, sizeof(path));
   assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
   uint64_t s1 = add(o, 1);
@@ -571,7 +582,6 @@ static void test_enospc(void **state)
   assert_true(seen.content_ok);
   assert_int_equal(seen.seq[seen.n - 1], s);
   outbox_close(o);
-  assert_int_equal(umount2(d, MNT_DETACH), 0);
 }
 
 static int mark_pending(void *ctx, const struct outbox_entry *e)
@@ -685,7 +695,7 @@ int main(void)
       cmocka_unit_test(test_compaction),
       cmocka_unit_test(test_torn_tail_every_offset),
       cmocka_unit_test(test_corruption_refused),
-      cmocka_unit_test(test_enospc),
+      cmocka_unit_test_teardown(test_enospc, unmount_tmpfs),
       cmocka_unit_test(test_kill9),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

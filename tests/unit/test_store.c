@@ -26,6 +26,16 @@
 #define FILE_NAME "webhooks.jsonl"
 
 static char g_dir[512];
+static char g_mounted[512]; /* the tmpfs of the ENOSPC test, for its teardown */
+
+static int unmount_tmpfs(void **state)
+{
+  (void)state;
+  if(g_mounted[0])
+    umount2(g_mounted, MNT_DETACH);
+  g_mounted[0] = '\0';
+  return 0;
+}
 
 /* A fresh, empty directory path (not created: the store must create it). */
 static const char *fresh_dir(const char *name)
@@ -540,6 +550,7 @@ static void test_enospc(void **state)
     print_message("cannot mount a tmpfs here (%s): ENOSPC test skipped\n", strerror(errno));
     skip();
   }
+  snprintf(g_mounted, sizeof(g_mounted), "%s", d);
   file_path(d, path, sizeof(path));
   assert_int_equal(store_open(d, &s, err, sizeof(err)), 0);
   put_row(s, 1, "https://one.example/");
@@ -601,7 +612,6 @@ static void test_enospc(void **state)
   webhook_clear(&got);
   store_close(s);
   free(before);
-  assert_int_equal(umount2(d, MNT_DETACH), 0);
 }
 
 /* kill -9 at random moments, compactions included: every acknowledged put
@@ -791,7 +801,7 @@ int main(void)
       cmocka_unit_test(test_compaction),
       cmocka_unit_test(test_torn_tail_every_offset),
       cmocka_unit_test(test_corruption_refused),
-      cmocka_unit_test(test_enospc),
+      cmocka_unit_test_teardown(test_enospc, unmount_tmpfs),
       cmocka_unit_test(test_kill9),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_load_100k),
