@@ -22,8 +22,6 @@ hgd's log. Set HG_KEEP_TMP=1 to keep the temp dirs.
 
 import atexit
 import ctypes
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -47,8 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-import hg_receiver  # noqa: E402  (scripts/ is on the path only now)
-from hg_receiver import (Receiver, Response, hmac_hex, make_test_ca,  # noqa: E402,F401
+from hg_receiver import (Receiver, Response, hmac_hex, make_test_ca,  # noqa: E402,F401 (scripts/ is on the path only now; re-exported)
                          normalise_fields, signed_message, stdwh_signature, verify,
                          webhook_signature)
 
@@ -508,6 +505,7 @@ class Hgd:
         self.extra_args = list(extra_args)
         self.config_file = config_file
         self.state_dir = state_dir or env.state_dir
+        env.hgds.append(self)  # stopped by env.close(), logs checked for secrets
         self.proc = None
         self.logs = []
         self.starts = 0
@@ -601,6 +599,8 @@ class Env:
         self.failed = False
         self.secrets = set()
         self.outputs = []  # (what, text) of hgctl runs, for the secret check
+        self.hgds = []     # every Hgd of this env
+        self.hgd = None
         self._closers = []
         try:
             self._build(start_hgd, hgd_args)
@@ -656,8 +656,8 @@ class Env:
         os.replace(tmp, self.keys_path)
 
     def close(self):
-        if getattr(self, "hgd", None) is not None:
-            self.hgd.stop()
+        for h in self.hgds:
+            h.stop()
         for c in reversed(self._closers):
             try:
                 c()
@@ -680,7 +680,7 @@ class Env:
         this client received (replies, status, delivery events, fields), and
         hgctl's output."""
         found = []
-        logs = self.hgd.log_text() if getattr(self, "hgd", None) else ""
+        logs = "\n".join(h.log_text() for h in self.hgds)
         payloads = b"\n".join(self.client.all_payloads).decode("utf-8", "replace")
         for s in sorted(self.secrets):
             if s in logs:
@@ -772,9 +772,11 @@ class Env:
         return r
 
     def diagnostics(self):
-        out = ["---- hgd (%s) log tail: %s" % (self.instance, self.hgd.log if self.hgd else "-")]
-        if self.hgd and self.hgd.log:
-            out.append(tail(self.hgd.log, 40))
+        out = []
+        for h in self.hgds:
+            if h.log:
+                out.append("---- hgd (%s) log tail: %s" % (h.instance, h.log))
+                out.append(tail(h.log, 40))
         out.append("---- mosquitto log tail: %s" % self.broker.log)
         out.append(tail(self.broker.log, 10))
         if self.receiver.tls_errors:

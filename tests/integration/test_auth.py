@@ -9,8 +9,7 @@ import signal
 import time
 
 import hglib
-from hglib import (ROOT, T_QUIET, HgTestCase, auth_props, new_agent, nonce,
-                   request_signature)
+from hglib import ROOT, T_QUIET, HgTestCase, new_agent, nonce, request_signature
 
 
 class TestAuth(HgTestCase):

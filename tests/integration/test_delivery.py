@@ -4,6 +4,7 @@ every header of a delivered escalation with both signatures recomputed by the
 receiver; default, custom and flagged fields; unsigned webhooks; non-ASCII
 text; escalations that are rejected or skipped."""
 
+import calendar
 import json
 import time
 import uuid
@@ -21,8 +22,7 @@ def compact(obj):
 
 
 def iso_to_epoch(s):
-    return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + \
-        int(s[20:23]) / 1000.0
+    return calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + int(s[20:23]) / 1000.0
 
 
 class TestDelivery(HgTestCase):
