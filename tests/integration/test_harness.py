@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 import time
@@ -95,6 +96,10 @@ class TestReceiverAndBroker(unittest.TestCase):
     def test_tls_for_ip_and_name(self):
         for host in ("127.0.0.1", "localhost"):
             with self.subTest(host):
+                try:
+                    socket.getaddrinfo(host, self.rx.port)
+                except socket.gaierror:
+                    self.skipTest("%s does not resolve here (no /etc/hosts?)" % host)
                 st, _, body = self.post("https://%s:%d/plain" % (host, self.rx.port))
                 self.assertEqual((st, body), (200, b"ok"))
 
