@@ -263,6 +263,8 @@ class Message:
         p = m.properties
         self.correlation = getattr(p, "CorrelationData", None) if p else None
         self.user_props = list(getattr(p, "UserProperty", []) or []) if p else []
+        self.response_topic = getattr(p, "ResponseTopic", None) if p else None
+        self.expiry = getattr(p, "MessageExpiryInterval", None) if p else None
         self.time = time.time()
 
     def json(self):

@@ -201,6 +201,8 @@ class TestDelivery(HgTestCase):
         self.deliver(agent, path, {"eventId": eid})
         ev = self.env.wait_delivery_event(agent, lambda e: e.get("eventId") == eid)
         self.assertIsNotNone(ev, "no delivery event for %s" % eid)
+        m = self.env.delivery_sub.wait_for(lambda m: m.topic.endswith(agent), 1)
+        self.assertEqual(m.qos, 0, "delivery events are QoS 0")
         self.assertEqual(ev["state"], "delivered")
         self.assertEqual(ev["attempt"], 1)
         self.assertEqual(ev["status"], 200)
@@ -268,6 +270,41 @@ class TestDelivery(HgTestCase):
             with self.subTest(what):
                 self.assertEqual(self.rx.requests(path), [], "%s: POSTed" % what)
         self.assertTrue(self.env.hgd.running())
+
+    def test_burst_each_delivered_once(self):
+        """200 escalations published back to back: one POST each, none lost
+        or doubled (Paho acknowledges what the callback does not take)."""
+        agent, path, _ = self.hook()
+        n = 200
+        eids = [str(uuid.uuid4()) for _ in range(n)]
+        key_id, secret = self.env.creds("ops")
+        topic = "%s/escalation/%s" % (ROOT, agent)
+        for eid in eids:
+            self.env.client.signed_publish(topic, compact({"eventId": eid}), key_id, secret)
+        reqs = self.rx.wait_for(path, n, timeout=60)
+        time.sleep(0.5)
+        got = [r.json()["eventId"] for r in self.rx.requests(path)]
+        self.assertEqual(sorted(got), sorted(eids), "%d of %d delivered, %d duplicates"
+                         % (len(set(got) & set(eids)), n, len(got) - len(set(got))))
+        self.assertEqual(len(reqs), n)
+
+    def test_slow_receiver_blocks_nothing(self):
+        """While one receiver hangs, hgd still answers requests and delivers
+        to other webhooks."""
+        slow_agent, slow_path, _ = self.hook()
+        self.rx.program(slow_path, [Response(200, "late", hang=4.0)])
+        fast_agent, fast_path, _ = self.hook()
+        self.env.escalate(slow_agent, {"reason": "slow"})
+        self.assertEqual(len(self.rx.wait_for(slow_path, 1, timeout=5)), 1)
+        t = time.monotonic()
+        self.assertIsNone(self.env.get(new_agent()))
+        self.env.escalate(fast_agent, {"reason": "fast"})
+        self.assertEqual(len(self.rx.wait_for(fast_path, 1, timeout=3)), 1,
+                         "delivery to another webhook waited for the slow one")
+        self.assertLess(time.monotonic() - t, 2.0)
+        ev = self.env.wait_delivery_event(slow_agent, lambda e: e.get("state") == "delivered",
+                                          timeout=10)
+        self.assertIsNotNone(ev, "the slow delivery did not complete")
 
     def test_current_row_is_used(self):
         """An escalation goes to the URL and secret of the row as it is now."""

@@ -104,6 +104,39 @@ class TestHgctl(HgTestCase):
                           "UNAUTHORIZED")
         self.assertIsNone(self.env.get(agent))
 
+    def test_request_on_the_wire(self):
+        """What hgctl publishes: a request signed as section 2 says (checked
+        with the harness's own HMAC), Response Topic, Correlation Data and a
+        Message Expiry; an escalation signed the same way."""
+        agent = new_agent()
+        sub = self.env.client.subscribe(hglib.ROOT + "/webhook/get")
+        esc = self.env.client.subscribe(hglib.ROOT + "/escalation/" + agent)
+        try:
+            self.ok(self.env.hgctl("webhook", "get", agent))
+            self.ok(self.env.hgctl("escalate", agent, "--reason", "wire"))
+            req = sub.wait_for(timeout=5)
+            ev = esc.wait_for(timeout=5)
+        finally:
+            self.env.client.unsubscribe(sub)
+            self.env.client.unsubscribe(esc)
+        key_id, secret = self.env.creds("ops")
+        for what, m in (("request", req), ("escalation", ev)):
+            with self.subTest(what):
+                self.assertIsNotNone(m, "hgctl's %s not seen on the broker" % what)
+                props = dict(m.user_props)
+                self.assertEqual(props.get("hg-key"), key_id)
+                self.assertRegex(props.get("hg-nonce", ""), r"^[0-9a-f]{16,64}$")
+                self.assertLessEqual(abs(int(props.get("hg-ts", "0")) - time.time()), 5)
+                self.assertEqual(props.get("hg-sig"), hglib.request_signature(
+                    secret, m.topic, props["hg-ts"], props["hg-nonce"], m.payload))
+                self.assertEqual(m.qos, 1)
+        self.assertEqual(json.loads(req.payload), {"agentId": agent})
+        self.assertTrue(req.response_topic, "request without Response Topic")
+        self.assertTrue(req.correlation, "request without Correlation Data")
+        self.assertIsNotNone(req.expiry, "request without Message Expiry")
+        self.assertGreater(req.expiry, 0)
+        self.assertLessEqual(req.expiry, 30)
+
     # ------------------------------------------------------------ escalate
     def test_escalate_prints_event_id_and_delivers(self):
         agent, path, secret = new_agent(), self.path(), self.env.secret()

@@ -108,6 +108,25 @@ class TestRestart(HgTestCase):
         self.assertEqual(sorted(r.json()["eventId"] for r in reqs), sorted(eids),
                          "escalations published while hgd was down")
 
+    def test_kill9_during_burst_loses_nothing(self):
+        """Escalations acknowledged by the broker before hgd is killed -9 are
+        all delivered after the restart (at least once, same eventIds)."""
+        env = self.env
+        agent, path = new_agent(), self.path()
+        env.upsert({"agentId": agent, "url": self.url(path)})
+        eids = [str(uuid.uuid4()) for _ in range(100)]
+        key_id, secret = env.creds("ops")
+        for eid in eids:
+            env.client.signed_publish("%s/escalation/%s" % (ROOT, agent),
+                                      '{"eventId":"%s"}' % eid, key_id, secret)
+        env.hgd.kill()
+        env.hgd.start()
+        hglib.wait_until(lambda: set(eids) <= {r.json()["eventId"]
+                                               for r in self.rx.requests(path)}, 30,
+                         what="all 100 escalations delivered after kill -9")
+        got = [r.json()["eventId"] for r in self.rx.requests(path)]
+        self.assertLessEqual(set(got), set(eids))
+
     def test_many_upserts_then_restart(self):
         env = self.env
         rows = {}
