@@ -326,6 +326,10 @@ static int parse_secret(const cJSON *s, struct webhook *w, char *err, size_t err
     return fail(err, errsz, "secret must be 1 to %d bytes", WEBHOOK_SECRET_MAX);
   if (!jsonutil_utf8_valid(s->valuestring, len))
     return fail(err, errsz, "secret must be valid UTF-8");
+  /* The mask replies show in its place: a client that echoes a row back has
+   * made a mistake, and the store could not tell it from the wire form. */
+  if (strcmp(s->valuestring, WEBHOOK_MASK) == 0)
+    return fail(err, errsz, "secret must not be the mask that replies show in its place");
   w->secret = strdup(s->valuestring);
   if (!w->secret)
     return fail(err, errsz, "out of memory");
