@@ -60,8 +60,12 @@ static void reply_error(struct hgd *app, const struct session_msg *m, const char
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  log_event(LOG_LVL_INFO, "request.error", "action=%s key=%s code=%s message=\"%s\"", action,
-            m->props.key ? m->props.key : "-", code, msg);
+  /* action (a topic level) and key (hg-key) come from any publisher. */
+  char qaction[300], qkey[300], qmsg[700];
+  log_event(LOG_LVL_INFO, "request.error", "action=%s key=%s code=%s message=%s",
+            log_value(action, qaction, sizeof(qaction)),
+            log_value(m->props.key ? m->props.key : "-", qkey, sizeof(qkey)), code,
+            log_value(msg, qmsg, sizeof(qmsg)));
   reply_send(app, m->response_topic, m->corr, m->corrlen, NULL, code, msg);
 }
 

@@ -676,7 +676,7 @@ static void finish_skipped(struct delivery *d, struct job *j, const char *why)
   if (d->ob)
     outbox_done(d->ob, j->e.seq);
   count(d, "skipped", true);
-  log_event(LOG_LVL_INFO, "delivery.skipped", "agent=%s eventId=%s attempts=%d reason=\"%s\"",
+  log_event(LOG_LVL_INFO, "delivery.skipped", "agent=%s eventId=%s attempt=%d reason=\"%s\"",
             j->e.agent_id, j->e.event_id, j->e.attempts, why);
   emit(d, j, "skipped", j->e.attempts, 0, why, 0, -1);
   job_free(d, j);
@@ -924,7 +924,7 @@ static void complete_attempt(struct delivery *d, struct job *j, CURLcode rc, boo
 
   if (next_ms) {
     if (heap_push(d, j) != 0) {
-      log_event(LOG_LVL_ERROR, "delivery.oom", "agent=%s eventId=%s left pending in the outbox",
+      log_event(LOG_LVL_ERROR, "delivery.oom", "agent=%s eventId=%s outcome=left_pending",
                 j->e.agent_id, j->e.event_id);
       job_free(d, j);
     }
@@ -1082,7 +1082,7 @@ static void *engine_main(void *arg)
       test_reply(d, j, 0, "hgd is shutting down");
     } else {
       log_event(LOG_LVL_INFO, "delivery.abandoned",
-                "agent=%s eventId=%s attempt=%d left pending in the outbox", j->e.agent_id,
+                "agent=%s eventId=%s attempt=%d outcome=left_pending", j->e.agent_id,
                 j->e.event_id, j->attempt);
       if (j->host)
         host_release(d, j->host);

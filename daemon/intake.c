@@ -31,8 +31,10 @@ void intake_publish_event(struct hgd *app, const char *agent_id, const cJSON *ev
 static void reject(struct hgd *app, const char *agent, const char *event_id, const char *why)
 {
   atomic_fetch_add(&app->counters.rejected, 1);
-  log_event(LOG_LVL_WARN, "escalation.rejected", "agent=%s eventId=%s reason=\"%s\"",
-            agent ? agent : "-", event_id && event_id[0] ? event_id : "-", why);
+  char qwhy[600];
+  log_event(LOG_LVL_WARN, "escalation.rejected", "agent=%s eventId=%s reason=%s",
+            agent ? agent : "-", event_id && event_id[0] ? event_id : "-",
+            log_value(why, qwhy, sizeof(qwhy)));
   if(!agent)
     return;
   cJSON *ev = cJSON_CreateObject();

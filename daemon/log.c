@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,65 @@ int log_parse_level(const char *s, enum log_level *out)
     return 0;
   }
   return -1;
+}
+
+static bool bare_token(const char *s)
+{
+  if(!*s)
+    return false;
+  for(; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if(c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=')
+      return false;
+  }
+  return true;
+}
+
+const char *log_value(const char *value, char *buf, size_t bufsz)
+{
+  static const char hex[] = "0123456789abcdef";
+  const char *s = value ? value : "";
+  size_t o = 0;
+
+  if(bufsz < 8) {
+    if(bufsz)
+      buf[0] = '\0';
+    return buf;
+  }
+  if(bare_token(s) && strlen(s) < bufsz) {
+    memcpy(buf, s, strlen(s) + 1);
+    return buf;
+  }
+  buf[o++] = '"';
+  for(; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    char esc[5];
+    size_t n = 0;
+    if(c == '"' || c == '\\') {
+      esc[n++] = '\\';
+      esc[n++] = (char)c;
+    } else if(c == '\n' || c == '\t') {
+      esc[n++] = '\\';
+      esc[n++] = c == '\n' ? 'n' : 't';
+    } else if(c < 0x20 || c == 0x7f) {
+      esc[n++] = '\\';
+      esc[n++] = 'x';
+      esc[n++] = hex[c >> 4];
+      esc[n++] = hex[c & 15];
+    } else {
+      esc[n++] = (char)c;
+    }
+    if(o + n + 5 > bufsz) { /* room for ...", NUL */
+      memcpy(buf + o, "...", 3);
+      o += 3;
+      break;
+    }
+    memcpy(buf + o, esc, n);
+    o += n;
+  }
+  buf[o++] = '"';
+  buf[o] = '\0';
+  return buf;
 }
 
 void log_event(enum log_level lvl, const char *event, const char *fmt, ...)

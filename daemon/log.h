@@ -4,6 +4,8 @@
 #ifndef HG_LOG_H
 #define HG_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void log_set_level(enum log_level lvl);
@@ -12,8 +14,15 @@ enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *out);
 
 /* fmt is printf-style and should produce further key=value pairs (may be "").
- * Values with spaces should be quoted by the caller with %s of log_quote(). */
+ * A value that may hold a blank, a quote, '=' or anything from the network
+ * goes through log_value(). */
 void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* value as a log value: unchanged when it is a bare token (printable ASCII,
+ * no blank, '"', '\\' or '='), else double-quoted with \" \\ \n \t \xNN
+ * escapes, so that no input can add a key or a line. Writes into buf
+ * (always terminated, cut short with "..." inside the quotes) and returns it. */
+const char *log_value(const char *value, char *buf, size_t bufsz);
 
 #endif

@@ -109,16 +109,20 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
 {
   struct session *s = ctx;
   atomic_store(&s->connecting, false);
-  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=\"%s\"",
+  char qmsg[300];
+  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=%s",
             s->cfg->broker, resp ? resp->code : 0, resp ? (int)resp->reasonCode : 0,
-            resp && resp->message ? resp->message : "connection refused or unreachable");
+            log_value(resp && resp->message ? resp->message : "connection refused or unreachable",
+                      qmsg, sizeof(qmsg)));
 }
 
 static void on_connection_lost(void *ctx, char *cause)
 {
   struct session *s = ctx;
   atomic_store(&s->connected, false);
-  log_event(LOG_LVL_WARN, "mqtt.connection_lost", "cause=\"%s\"", cause ? cause : "unknown");
+  char qcause[300];
+  log_event(LOG_LVL_WARN, "mqtt.connection_lost", "cause=%s",
+            log_value(cause ? cause : "unknown", qcause, sizeof(qcause)));
 }
 
 static void copy_props(const MQTTProperties *props, struct session_msg *m, char **owned, int *nowned)
