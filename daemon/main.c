@@ -93,11 +93,7 @@ static int open_parts(struct hgd *app)
     snprintf(err, sizeof(err), "cannot start the delivery engine");
     goto fail;
   }
-  if(outbox_foreach(app->outbox, resume_entry, app)) {
-    snprintf(err, sizeof(err), "cannot resume pending deliveries (out of memory)");
-    goto fail;
-  }
-  return 0;
+  return 0; /* pending deliveries are resumed by open_session */
 fail:
   fprintf(stderr, "hgd: %s\n", err);
   return -1;
@@ -117,6 +113,13 @@ static int open_session(struct hgd *app)
   if(!will || session_create(&app->cfg, will_topic, will, topics, 2, &h, &app->session, err,
                              sizeof(err))) {
     fprintf(stderr, "hgd: %s\n", err[0] ? err : "out of memory");
+    goto out;
+  }
+  /* Resume only once the session exists: a resumed attempt can end at once
+   * and publish its delivery event through it. And before it connects, so
+   * that an escalation arriving meanwhile is not submitted twice. */
+  if(outbox_foreach(app->outbox, resume_entry, app)) {
+    fprintf(stderr, "hgd: cannot resume pending deliveries (out of memory)\n");
     goto out;
   }
   session_start(app->session); /* a broker that is down is retried by session_tick */
