@@ -147,10 +147,33 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
   struct session *s = ctx;
   atomic_store(&s->connecting, false);
   char qmsg[300];
-  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=%s",
+  const char *msg = resp && resp->message ? resp->message : "connection refused or unreachable";
+  /* Paho says no more than this when the handshake or its host name check
+   * fails (a certificate verify failure also logs mqtt.tls_error). */
+  const char *hint = !strncmp(s->uri, "ssl://", 6) && strstr(msg, "TLS")
+                         ? " hint=\"TLS handshake or certificate check failed: is cafile the CA "
+                           "of the broker's certificate, does that certificate name the host in "
+                           "the broker URI, does the broker require a client certificate "
+                           "(cert, key)?\""
+                         : "";
+  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=%s%s",
             s->cfg->broker, resp ? resp->code : 0, resp ? (int)resp->reasonCode : 0,
-            log_value(resp && resp->message ? resp->message : "connection refused or unreachable",
-                      qmsg, sizeof(qmsg)));
+            log_value(msg, qmsg, sizeof(qmsg)), hint);
+}
+
+/* OpenSSL's own reasons ("certificate verify failed", "unknown ca", …):
+ * Paho's connect failure only says "TCP/TLS connect failure". */
+static int on_ssl_error(const char *str, size_t len, void *ctx)
+{
+  struct session *s = ctx;
+  char detail[512], qd[600];
+  while(len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+    len--;
+  snprintf(detail, sizeof(detail), "%.*s", (int)(len < sizeof(detail) ? len : sizeof(detail) - 1),
+           str);
+  log_event(LOG_LVL_ERROR, "mqtt.tls_error", "broker=%s detail=%s", s->cfg->broker,
+            log_value(detail, qd, sizeof(qd)));
+  return 0;
 }
 
 static void on_connection_lost(void *ctx, char *cause)
@@ -301,6 +324,8 @@ static int connect_now(struct session *s)
     ssl.privateKey = s->cfg->key;
     ssl.enableServerCertAuth = 1;
     ssl.verify = 1; /* host name check: off by default in Paho */
+    ssl.ssl_error_cb = on_ssl_error;
+    ssl.ssl_error_context = s;
     co.ssl = &ssl;
   }
   co.onFailure5 = on_connect_failed;

@@ -320,6 +320,10 @@ class TlsBroker:
         with open(hglib.SNIPPET) as f:
             snippet = f.read()
         with open(self.conf, "w") as f:
+            # Run as root, mosquitto drops to the "mosquitto" user before it
+            # reads the TLS files, which live in a 0700 temp dir: keep root.
+            if os.geteuid() == 0:
+                f.write("user root\n")
             f.write("# written by tests/integration/seclib.py\n"
                     "allow_anonymous true\npersistence false\nlog_dest stderr\n"
                     "log_type all\nconnection_messages true\n"
