@@ -52,7 +52,7 @@ static const double default_schedule[] = {5, 30, 120, 600, 1800, 3600, 7200, 144
 
 void config_usage(FILE *out)
 {
-  fprintf(out, "usage: hgd [-c FILE] [options]\n\n  -c FILE                  config file (default %s)\n",
+  fprintf(out, "usage: hgd [-c FILE] [options]\n\n  -c, --config FILE        config file (default %s)\n",
           CONFIG_DEFAULT_FILE);
   for(size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
     const struct opt *o = &opts[i];

@@ -11,6 +11,8 @@
 #include "hgd.h"
 #include "intake.h"
 #include "log.h"
+#include "notify.h"
+#include "reload.h"
 #include "status.h"
 
 #define TOPIC_MAX 512
@@ -34,10 +36,18 @@ static void on_message(void *ctx, const struct session_msg *m)
 static void on_ready(void *ctx)
 {
   struct hgd *app = ctx;
+  char st[256];
+
   status_publish(app);
   log_event(LOG_LVL_INFO, "ready", "instance=%s broker=%s webhooks=%zu pending=%zu",
             app->cfg.instance, app->cfg.broker, store_count(app->store),
             outbox_pending(app->outbox));
+  /* Called after every (re)subscribe: READY=1 once, STATUS= each time. */
+  snprintf(st, sizeof(st), "connected to %s, subscribed", app->cfg.broker);
+  if(!atomic_exchange(&app->ready_logged, true))
+    notify_ready(st);
+  else
+    notify_status(st);
 }
 
 static int lookup_row(void *ctx, const char *agent_id, struct webhook *w)
@@ -130,23 +140,38 @@ out:
 }
 
 /* Wait for signals in main only: every other thread inherits the mask. */
-static int run(struct hgd *app, const sigset_t *sigs)
+static int run(struct hgd *app, const sigset_t *sigs, int argc, char **argv)
 {
   int64_t next_status = clock_mono_ms() + (int64_t)(app->cfg.status_interval * 1000);
+  int64_t watchdog_ms = notify_watchdog_interval_ms(), next_ping = 0;
 
   for(;;) {
+    /* The watchdog proves that this loop turns: signals, reconnects and
+     * status publishes all run here. */
+    if(watchdog_ms && clock_mono_ms() >= next_ping) {
+      notify_watchdog();
+      next_ping = clock_mono_ms() + watchdog_ms;
+    }
     struct timespec ts = {0, 200 * 1000 * 1000};
     int sig = sigtimedwait(sigs, NULL, &ts);
     if(sig == SIGTERM || sig == SIGINT) {
+      notify_stopping();
       log_event(LOG_LVL_INFO, "stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
       return 0;
     }
     if(sig == SIGHUP) {
-      char err[512] = "";
-      if(keyring_reload(app->keys, err, sizeof(err)))
-        log_event(LOG_LVL_ERROR, "keys.reload_failed", "reason=\"%s\" kept=old", err);
-      else
-        log_event(LOG_LVL_INFO, "keys.reloaded", "keys=%zu", keyring_count(app->keys));
+      double interval = app->cfg.status_interval;
+      /* Before the first READY=1, a READY=1 here would tell systemd that
+       * hgd serves while it still waits for the broker. */
+      bool was_ready = atomic_load(&app->ready_logged);
+      if(was_ready)
+        notify_reloading();
+      reload_all(app, argc, argv);
+      if(app->cfg.status_interval != interval)
+        next_status = clock_mono_ms() + (int64_t)(app->cfg.status_interval * 1000);
+      if(was_ready)
+        notify_ready(session_is_connected(app->session) ? "reloaded; connected"
+                                                        : "reloaded; broker connection lost");
     }
     session_tick(app->session);
     if(clock_mono_ms() >= next_status) {
@@ -228,9 +253,14 @@ int main(int argc, char **argv)
   log_event(LOG_LVL_INFO, "starting", "version=%s instance=%s state_dir=%s webhooks=%zu pending=%zu",
             HG_VERSION, app.cfg.instance, app.cfg.state_dir, store_count(app.store),
             outbox_pending(app.outbox));
+  {
+    char st[300]; /* before the session: its READY must not be overwritten */
+    snprintf(st, sizeof(st), "connecting to %s", app.cfg.broker);
+    notify_status(st);
+  }
   if(open_session(&app))
     goto stop;
-  rc = run(&app, &sigs);
+  rc = run(&app, &sigs, argc, argv);
 stop:
   stop(&app);
   if(rc == 0 && !app.cfg.check_config)

@@ -9,10 +9,12 @@ PKGS=(
   libpaho-mqtt-dev libcjson-dev             # MQTT v5 client, JSON
   libcurl4-openssl-dev libssl-dev           # HTTPS delivery (and Paho's TLS)
   libwolfssl-dev                            # HMAC, RNG, base64
+  libsystemd-dev                            # sd_notify: Type=notify, watchdog
   libcmocka-dev                             # unit tests
   mosquitto mosquitto-clients               # the broker for tests and the demo
   python3 python3-paho-mqtt                 # integration harness, demo receiver
   openssl ca-certificates                   # throwaway CA at test time
+  systemd man-db dpkg-dev                   # tests: systemd-analyze verify, man, dpkg-shlibdeps
 )
 
 missing=()
