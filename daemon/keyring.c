@@ -315,6 +315,10 @@ int keyring_verify(struct keyring *k, const struct keyring_props *p, const char 
              !p->key ? "hg-key" : !p->ts ? "hg-ts" : !p->nonce ? "hg-nonce" : "hg-sig");
     return -1;
   }
+  if(p->repeated) {
+    snprintf(why, whysz, "an hg-* property is repeated");
+    return -1;
+  }
   if(reqsig_parse_ts(p->ts, &ts)) {
     snprintf(why, whysz, "malformed hg-ts");
     return -1;

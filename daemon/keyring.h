@@ -19,6 +19,7 @@ struct keyring_props {
   const char *ts;
   const char *nonce;
   const char *sig;
+  bool repeated; /* one of them appeared more than once: malformed */
 };
 
 int keyring_open(const char *path, struct keyring **out, char *err, size_t errsz);

@@ -207,9 +207,12 @@ static void copy_props(const MQTTProperties *props, struct session_msg *m, char 
         slot = &m->props.nonce;
       else if(n == 6 && !memcmp(name, "hg-sig", 6))
         slot = &m->props.sig;
-      /* A repeated property is ambiguous: keep the first, the signature
-       * check then decides. Embedded NULs make it malformed (cut short). */
-      if(slot && !*slot) {
+      /* A repeated property is ambiguous (which copy did an ACL plugin or a
+       * proxy look at?): flag the message, keyring_verify refuses it.
+       * Embedded NULs make a value malformed (cut short). */
+      if(slot && *slot) {
+        m->props.repeated = true;
+      } else if(slot) {
         owned[*nowned] = dup_bytes(p->value.value.data, (size_t)p->value.value.len);
         if(owned[*nowned] && strlen(owned[*nowned]) != (size_t)p->value.value.len)
           owned[*nowned][0] = '\0';

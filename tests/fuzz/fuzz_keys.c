@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               payload, strlen(payload), sig);
   const char *ids[] = {"ops", "node", "", "*"};
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-    struct keyring_props p = {ids[i], "1764784800", "00112233445566778899aabbccddeeff", sig};
+    struct keyring_props p = {ids[i], "1764784800", "00112233445566778899aabbccddeeff", sig, false};
     if (keyring_verify(k, &p, topic, payload, strlen(payload), 1764784800, why, sizeof why) == 0)
       abort(); /* a wrong secret never verifies */
     keyring_permits(k, ids[i], "get", "3fa85f64-5717-4562-b3fc-2c963f66afa6", why, sizeof why);

@@ -241,17 +241,18 @@ def request_signature(secret, topic, ts, nonce_, payload):
 
 
 def auth_props(topic, payload, key_id, secret, ts=None, ts_offset=0, nonce_=None, sig=None,
-               omit=(), override=None):
+               omit=(), override=None, extra=()):
     """The four hg-* user properties for one message. ts/nonce_/sig replace the
     computed values (sig is then not recomputed); omit drops properties;
-    override maps a property name to a forced value (after signing)."""
+    override maps a property name to a forced value (after signing); extra
+    appends (name, value) pairs, e.g. a repeated property."""
     ts = str(int(time.time()) + ts_offset) if ts is None else str(ts)
     nonce_ = nonce() if nonce_ is None else nonce_
     if sig is None:
         sig = request_signature(secret, topic, ts, nonce_, payload)
     props = {"hg-key": key_id, "hg-ts": ts, "hg-nonce": nonce_, "hg-sig": sig}
     props.update(override or {})
-    return [(k, v) for k, v in props.items() if k not in omit]
+    return [(k, v) for k, v in props.items() if k not in omit] + list(extra)
 
 
 class Message:

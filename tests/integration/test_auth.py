@@ -69,6 +69,18 @@ class TestAuth(HgTestCase):
             ("key empty", {"override": {"hg-key": ""}}),
         ])
 
+    def test_repeated_property(self):
+        """A repeated hg-* property is ambiguous (which one did a proxy or an
+        ACL plugin look at?): malformed, even when both copies agree."""
+        ops = self.env.creds("ops")
+        self.upsert_with([
+            ("hg-key twice, same value", {"extra": [("hg-key", ops[0])]}),
+            ("hg-key twice, other id", {"extra": [("hg-key", "reader")]}),
+            ("hg-ts twice", {"extra": [("hg-ts", str(int(time.time())))]}),
+            ("hg-nonce twice", {"extra": [("hg-nonce", "ab" * 16)]}),
+            ("hg-sig twice", {"extra": [("hg-sig", "0" * 64)]}),
+        ])
+
     def test_unknown_key(self):
         self.unauthorized_many([
             ("unknown id", "upsert", self.change, ("nobody", "hgk_whatever"), None),
