@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hgctl.h"
 #include "jsonutil.h"
 
@@ -205,6 +206,42 @@ int render_data(const struct render *r, enum options_cmd cmd, const cJSON *data)
   return HGCTL_OK;
 }
 
+/* "1d 2h 3m 4s", leading zero units left out. */
+static void put_duration(FILE *f, int64_t ms)
+{
+  int64_t s = ms / 1000, d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+  if (d)
+    fprintf(f, "%lldd ", (long long)d);
+  if (d || h)
+    fprintf(f, "%lldh ", (long long)h);
+  if (d || h || m)
+    fprintf(f, "%lldm ", (long long)m);
+  fprintf(f, "%llds", (long long)(s % 60));
+}
+
+/* A status document as key: value lines, with the run's uptime (from
+ * started_at to the document's timestamp) after the timestamp of an
+ * online instance. */
+static void put_status(FILE *f, const cJSON *doc)
+{
+  const cJSON *m, *on = jsonutil_get(doc, "online");
+  const cJSON *start = jsonutil_get(doc, "started_at"), *now = jsonutil_get(doc, "timestamp");
+  int64_t t0, t1;
+  bool up = cJSON_IsTrue(on) && cJSON_IsString(start) && cJSON_IsString(now) &&
+            clock_parse_iso8601(start->valuestring, &t0) == 0 &&
+            clock_parse_iso8601(now->valuestring, &t1) == 0 && t1 >= t0;
+
+  cJSON_ArrayForEach(m, doc)
+  {
+    put_member(f, m->string ? m->string : "?", m, 0, false);
+    if (up && m == now) {
+      fputs("uptime: ", f);
+      put_duration(f, t1 - t0);
+      fputc('\n', f);
+    }
+  }
+}
+
 int render_status_doc(const struct render *r, const char *topic, const cJSON *doc)
 {
   if (r->json)
@@ -213,7 +250,7 @@ int render_status_doc(const struct render *r, const char *topic, const cJSON *do
   put_text(r->out, topic);
   fputc('\n', r->out);
   if (cJSON_IsObject(doc))
-    put_object(r->out, doc, 0, false);
+    put_status(r->out, doc);
   else {
     put_scalar(r->out, doc);
     fputc('\n', r->out);
@@ -239,7 +276,10 @@ int render_status(const struct render *r, const cJSON *docs, const char *filter)
     if (!first)
       fputc('\n', r->out);
     first = false;
-    put_object(r->out, doc, 0, false);
+    if (cJSON_IsObject(doc))
+      put_status(r->out, doc);
+    else
+      put_object(r->out, doc, 0, false);
   }
   return HGCTL_OK;
 }
