@@ -1,10 +1,31 @@
 /* jsonutil.c — bounded parsing of hostile JSON, compact printing, accessors. */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "jsonutil.h"
+
+/* Every cJSON tree and printed text may hold a secret (an upsert request, a
+ * store line, the keys file), and cJSON frees its strings and its print
+ * buffers itself: give it a free that wipes the whole block first. With a
+ * custom free cJSON also stops using realloc, which would drop old print
+ * buffers unwiped. Installed before main, once, for every program linking
+ * libhgcommon (hgd, hgctl, the tests). */
+static void wiping_free(void *p)
+{
+  if (p)
+    crypto_wipe(p, malloc_usable_size(p));
+  free(p);
+}
+
+__attribute__((constructor)) static void jsonutil_install_hooks(void)
+{
+  cJSON_Hooks hooks = {malloc, wiping_free};
+  cJSON_InitHooks(&hooks);
+}
 
 static void set_err(char *err, size_t errsz, const char *msg)
 {
@@ -160,7 +181,10 @@ cJSON *jsonutil_parse(const void *buf, size_t len, size_t maxlen, char *err, siz
     root = NULL;
   }
 out:
-  free(copy);
+  if (copy) {
+    crypto_wipe(copy, len + 1); /* a request or a keys file: secrets in clear */
+    free(copy);
+  }
   return root;
 }
 

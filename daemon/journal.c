@@ -13,9 +13,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "log.h"
 
 #define REWRITE_BUF (256 * 1024)
+
+/* Store lines carry webhook secrets in clear: every buffer that held file
+ * text is wiped before it is freed. */
+static void wipe_free(void *p, size_t n)
+{
+  if(p) {
+    crypto_wipe(p, n);
+    free(p);
+  }
+}
 
 struct journal {
   int fd;
@@ -199,7 +210,7 @@ void journal_close(struct journal *j)
   free(j->dir);
   free(j->path);
   free(j->tmppath);
-  free(j->scratch);
+  wipe_free(j->scratch, j->scratch_cap);
   free(j);
 }
 
@@ -343,7 +354,7 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
   j->records = records;
   rc = 0;
 out:
-  free(buf);
+  wipe_free(buf, size + 1);
   return rc;
 }
 
@@ -385,11 +396,12 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
   }
   if(j->scratch_cap < len + 1) {
     size_t cap = len + 1 > 4096 ? len + 1 : 4096;
-    char *p = realloc(j->scratch, cap);
+    char *p = malloc(cap); /* not realloc: the old block is wiped first */
     if(!p) {
       seterr(err, errsz, "out of memory");
       return -1;
     }
+    wipe_free(j->scratch, j->scratch_cap);
     j->scratch = p;
     j->scratch_cap = cap;
   }
@@ -468,7 +480,7 @@ int journal_rewrite_begin(struct journal *j, struct journal_rewrite **out, char 
   rw->fd = open(j->tmppath, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if(rw->fd < 0) {
     seterr(err, errsz, "cannot create %s: %s", j->tmppath, strerror(errno));
-    free(rw->buf);
+    wipe_free(rw->buf, REWRITE_BUF);
     free(rw);
     return -1;
   }
@@ -543,7 +555,7 @@ int journal_rewrite_commit(struct journal_rewrite *rw, char *err, size_t errsz)
   j->size = rw->size;
   j->records = rw->records;
   j->broken = false;
-  free(rw->buf);
+  wipe_free(rw->buf, REWRITE_BUF);
   free(rw);
   if(fsync_dir(j->dir) != 0) {
     /* Until the rename is durable a crash could bring back the old file
@@ -564,7 +576,7 @@ void journal_rewrite_abort(struct journal_rewrite *rw)
     return;
   close(rw->fd);
   unlink(rw->j->tmppath);
-  free(rw->buf);
+  wipe_free(rw->buf, REWRITE_BUF);
   free(rw);
 }
 

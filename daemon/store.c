@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "crypto.h"
 #include "journal.h"
 #include "log.h"
 #include "uuid.h"
@@ -153,7 +154,7 @@ static void free_line(char *line)
 {
   if(!line)
     return;
-  memset(line, 0, strlen(line));
+  crypto_wipe(line, strlen(line)); /* memset before free may be optimised away */
   free(line);
 }
 
