@@ -152,7 +152,16 @@ static int run(struct hgd *app, const sigset_t *sigs, int argc, char **argv)
       notify_watchdog();
       next_ping = clock_mono_ms() + watchdog_ms;
     }
-    struct timespec ts = {0, 200 * 1000 * 1000};
+    /* Sleep at most 200 ms, and not past the next status publish or
+     * watchdog ping, so a short status_interval is kept. */
+    int64_t wait_ms = 200, now = clock_mono_ms();
+    if(next_status - now < wait_ms)
+      wait_ms = next_status - now;
+    if(watchdog_ms && next_ping - now < wait_ms)
+      wait_ms = next_ping - now;
+    if(wait_ms < 1)
+      wait_ms = 1;
+    struct timespec ts = {0, (long)wait_ms * 1000 * 1000};
     int sig = sigtimedwait(sigs, NULL, &ts);
     if(sig == SIGTERM || sig == SIGINT) {
       notify_stopping();
