@@ -325,6 +325,19 @@ static int check(const struct config *cfg)
     fprintf(stderr, "hgd: connect-timeout and request-timeout must be positive\n");
     rc = -1;
   }
+  /* A mistyped path would otherwise show up only as a TLS failure later. */
+  const struct {
+    const char *name, *path;
+  } files[] = {{"cafile", cfg->cafile},
+               {"cert", cfg->cert},
+               {"key", cfg->key},
+               {"webhook-cafile", cfg->webhook_cafile}};
+  for(size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    if(files[i].path && access(files[i].path, R_OK) != 0) {
+      fprintf(stderr, "hgd: %s %s: %s\n", files[i].name, files[i].path, strerror(errno));
+      rc = -1;
+    }
+  }
   return rc;
 }
 
