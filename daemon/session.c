@@ -33,6 +33,31 @@ struct session {
   int64_t next_try_ms;
   MQTTProperties connect_props;
   atomic_bool disconnected; /* set by the disconnect callback */
+
+  /* Publishes go through a queue to a thread of their own. While the
+   * message callback waits for disk space (intake back-pressure), Paho
+   * holds its lock and a QoS 1 send blocks until the callback returns:
+   * main (signals, status) and the delivery engine must not wait there. */
+  pthread_t sender;
+  bool sender_running;
+  pthread_mutex_t qmu;
+  pthread_cond_t qcv;
+  struct outmsg *qhead, *qtail;
+  size_t qlen;
+  bool qbusy, qstop, qfull_logged;
+};
+
+#define QUEUE_MAX 100000
+
+struct outmsg {
+  struct outmsg *next;
+  char *topic;
+  char *payload;
+  size_t len;
+  int qos;
+  bool retained;
+  char *corr; /* NULL: none */
+  size_t corrlen;
 };
 
 static char *dup_bytes(const void *p, size_t n)
@@ -249,6 +274,8 @@ static int on_message(void *ctx, char *topic, int topiclen, MQTTAsync_message *m
   return 1;
 }
 
+static void *sender_main(void *arg);
+
 int session_create(const struct config *cfg, const char *will_topic, const char *will_json,
                    const char *const *topics, size_t ntopics, const struct session_handlers *h,
                    struct session **out, char *err, size_t errsz)
@@ -284,6 +311,21 @@ int session_create(const struct config *cfg, const char *will_topic, const char 
   }
   MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message, NULL);
   MQTTAsync_setConnected(s->client, s, on_connected);
+  {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->qcv, &ca);
+    pthread_condattr_destroy(&ca);
+  }
+  if(pthread_create(&s->sender, NULL, sender_main, s) != 0) {
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->qmu);
+    snprintf(err, errsz, "cannot start the MQTT publish thread");
+    goto fail;
+  }
+  s->sender_running = true;
   *out = s;
   return 0;
 oom:
@@ -362,30 +404,102 @@ void session_tick(struct session *s)
 
 bool session_is_connected(struct session *s) { return atomic_load(&s->connected); }
 
-int session_publish(struct session *s, const char *topic, const void *payload, size_t len, int qos,
-                    bool retained, const void *corr, size_t corrlen)
+static void outmsg_free(struct outmsg *m)
+{
+  if(!m)
+    return;
+  free(m->topic);
+  free(m->payload);
+  free(m->corr);
+  free(m);
+}
+
+static void send_now(struct session *s, const struct outmsg *m)
 {
   MQTTAsync_message msg = MQTTAsync_message_initializer;
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
   MQTTProperty p = {0};
   int rc;
 
-  msg.payload = (void *)payload;
-  msg.payloadlen = (int)len;
-  msg.qos = qos;
-  msg.retained = retained;
-  if(corr) {
+  msg.payload = m->payload;
+  msg.payloadlen = (int)m->len;
+  msg.qos = m->qos;
+  msg.retained = m->retained;
+  if(m->corr) {
     p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-    p.value.data.data = (char *)corr;
-    p.value.data.len = (int)corrlen;
+    p.value.data.data = m->corr;
+    p.value.data.len = (int)m->corrlen;
     MQTTProperties_add(&msg.properties, &p);
   }
-  rc = MQTTAsync_sendMessage(s->client, topic, &msg, &ro);
+  rc = MQTTAsync_sendMessage(s->client, m->topic, &msg, &ro);
   MQTTProperties_free(&msg.properties);
-  if(rc != MQTTASYNC_SUCCESS) {
-    log_event(LOG_LVL_WARN, "mqtt.publish_failed", "topic=%s code=%d", topic, rc);
+  if(rc != MQTTASYNC_SUCCESS)
+    log_event(LOG_LVL_WARN, "mqtt.publish_failed", "topic=%s code=%d", m->topic, rc);
+}
+
+static void *sender_main(void *arg)
+{
+  struct session *s = arg;
+
+  pthread_mutex_lock(&s->qmu);
+  for(;;) {
+    while(!s->qhead && !s->qstop)
+      pthread_cond_wait(&s->qcv, &s->qmu);
+    if(s->qstop)
+      break;
+    struct outmsg *m = s->qhead;
+    s->qhead = m->next;
+    if(!s->qhead)
+      s->qtail = NULL;
+    s->qlen--;
+    s->qbusy = true;
+    pthread_mutex_unlock(&s->qmu);
+    send_now(s, m);
+    outmsg_free(m);
+    pthread_mutex_lock(&s->qmu);
+    s->qbusy = false;
+    pthread_cond_broadcast(&s->qcv); /* session_flush may wait for this */
+  }
+  pthread_mutex_unlock(&s->qmu);
+  return NULL;
+}
+
+/* Copies the message and queues it for the sender thread: never blocks. */
+int session_publish(struct session *s, const char *topic, const void *payload, size_t len, int qos,
+                    bool retained, const void *corr, size_t corrlen)
+{
+  struct outmsg *m = calloc(1, sizeof(*m));
+
+  if(!m || !(m->topic = strdup(topic)) || !(m->payload = dup_bytes(payload, len)) ||
+     (corr && !(m->corr = dup_bytes(corr, corrlen)))) {
+    outmsg_free(m);
+    log_event(LOG_LVL_WARN, "mqtt.publish_failed", "topic=%s reason=oom", topic);
     return -1;
   }
+  m->len = len;
+  m->qos = qos;
+  m->retained = retained;
+  m->corrlen = corrlen;
+  pthread_mutex_lock(&s->qmu);
+  if(s->qlen >= QUEUE_MAX) {
+    bool first = !s->qfull_logged;
+    s->qfull_logged = true;
+    pthread_mutex_unlock(&s->qmu);
+    if(first)
+      log_event(LOG_LVL_WARN, "mqtt.publish_dropped", "topic=%s reason=\"%d messages queued\"",
+                topic, QUEUE_MAX);
+    outmsg_free(m);
+    return -1;
+  }
+  s->qfull_logged = false;
+  if(s->qtail)
+    s->qtail->next = m;
+  else
+    s->qhead = m;
+  s->qtail = m;
+  s->qlen++;
+  pthread_cond_broadcast(&s->qcv);
+  pthread_mutex_unlock(&s->qmu);
   return 0;
 }
 
@@ -393,6 +507,20 @@ void session_flush(struct session *s, long timeout_ms)
 {
   MQTTAsync_token *tokens = NULL;
   int64_t deadline = clock_mono_ms() + timeout_ms;
+  struct timespec until;
+
+  /* First our queue, then Paho's in-flight messages. */
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+  if(until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->qmu);
+  while((s->qhead || s->qbusy) && pthread_cond_timedwait(&s->qcv, &s->qmu, &until) == 0)
+    ;
+  pthread_mutex_unlock(&s->qmu);
 
   if(MQTTAsync_getPendingTokens(s->client, &tokens) != MQTTASYNC_SUCCESS || !tokens)
     return;
@@ -423,6 +551,21 @@ void session_close(struct session *s)
 {
   if(!s)
     return;
+  if(s->sender_running) {
+    /* What is still queued after session_flush is dropped. */
+    pthread_mutex_lock(&s->qmu);
+    s->qstop = true;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    pthread_join(s->sender, NULL);
+    while(s->qhead) {
+      struct outmsg *m = s->qhead;
+      s->qhead = m->next;
+      outmsg_free(m);
+    }
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->qmu);
+  }
   if(s->client) {
     if(MQTTAsync_isConnected(s->client)) {
       MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
