@@ -143,6 +143,29 @@ class TestNotify(HgTestCase):
         stopping = n.listener.with_key("STOPPING", "1", after=t1)
         self.assertEqual(len(stopping), 1, "one STOPPING=1 on SIGTERM")
 
+    def test_paused_intake_keeps_the_main_loop_turning(self):
+        """While intake waits for room in the outbox (Paho's receive thread
+        blocked inside its callback), the main loop still pings the watchdog
+        and handles SIGTERM: a status publish must not wait for Paho there."""
+        n = self.notify(watchdog_usec=600000, extra_args=["--outbox-limit", "1"]).start()
+        env = self.env
+        agent, path = new_agent(), self.path()
+        self.rx.program(path, [hglib.Response(200, hang=20)] * 3)
+        env.upsert({"agentId": agent, "url": self.url(path)})
+        for i in range(3):
+            env.escalate(agent, {"reason": "fill %d" % i})
+        hglib.wait_until(lambda: opslib.events(n.hgd.log_text(), "intake.paused"), 10,
+                         what="intake.paused")
+        time.sleep(2.5)  # several status intervals (1 s) while paused
+        t0 = time.monotonic()
+        time.sleep(1.5)
+        pings = n.listener.with_key("WATCHDOG", "1", after=t0)
+        self.assertGreaterEqual(len(pings), 3, "watchdog pings stopped while intake is paused")
+        t1 = time.monotonic()
+        rc = n.hgd.stop(signal.SIGTERM, timeout=10)
+        self.assertEqual(rc, 0, "SIGTERM while intake is paused:\n" + hglib.tail(n.hgd.log))
+        self.assertLess(time.monotonic() - t1, 5)
+
     # ------------------------------------------------------------ reload
     def write_conf(self, path, **settings):
         env = self.env
