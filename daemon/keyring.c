@@ -106,9 +106,14 @@ static struct keyset *keyset_load(const char *path, char *err, size_t errsz)
   ssize_t got = 0;
   char jerr[128];
 
-  fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO must not hang the start (SIGTERM is blocked then). */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if(fd < 0 || fstat(fd, &st) != 0) {
     snprintf(err, errsz, "cannot read keys file %s: %s", path, strerror(errno));
+    goto fail;
+  }
+  if(!S_ISREG(st.st_mode)) {
+    snprintf(err, errsz, "keys file %s is not a regular file", path);
     goto fail;
   }
   if(st.st_mode & (S_IRWXG | S_IRWXO)) {
