@@ -190,9 +190,16 @@ int journal_open(const char *dir, const char *name, struct journal **out, char *
     seterr(err, errsz, "%s is not a regular file", j->path);
     goto fail;
   }
-  if(st.st_mode & 077)
-    log_event(LOG_LVL_WARN, "journal.mode", "file=%s mode=%04o hint=\"should be 0600\"", j->path,
-              (unsigned)(st.st_mode & 07777));
+  /* The store holds webhook secrets in clear: a file others may read (an
+   * operator's copy, a restore from backup) is tightened, not just noted. */
+  if(st.st_mode & 077) {
+    if(fchmod(j->fd, 0600) == 0)
+      log_event(LOG_LVL_WARN, "journal.mode", "file=%s mode=%04o action=\"chmod 0600\"", j->path,
+                (unsigned)(st.st_mode & 07777));
+    else
+      log_event(LOG_LVL_ERROR, "journal.mode", "file=%s mode=%04o error=\"cannot chmod 0600: %s\"",
+                j->path, (unsigned)(st.st_mode & 07777), strerror(errno));
+  }
   j->size = (uint64_t)st.st_size;
   *out = j;
   return 0;
