@@ -17,8 +17,6 @@
 #include "session.h"
 #include "store.h"
 
-struct status_pub;
-
 struct hgd_counters {
   atomic_uint_fast64_t accepted;
   atomic_uint_fast64_t rejected;
@@ -40,7 +38,6 @@ struct hgd {
    * delivery engine, so shutdown can stop the engine without a race. */
   pthread_mutex_t handoff;
   atomic_bool ready_logged;
-  struct status_pub *status_pub; /* status.c's publisher thread */
 };
 
 /* "<root>/<suffix>" into out (sized by the caller). */

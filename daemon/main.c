@@ -185,7 +185,8 @@ static int run(struct hgd *app, const sigset_t *sigs, int argc, char **argv)
     session_tick(app->session);
     if(clock_mono_ms() >= next_status) {
       next_status = clock_mono_ms() + (int64_t)(app->cfg.status_interval * 1000);
-      status_request(app); /* never a Paho call here: see status.h */
+      if(session_is_connected(app->session))
+        status_publish(app); /* queued by session: never blocks on Paho */
     }
   }
 }
@@ -195,7 +196,6 @@ static void stop(struct hgd *app)
   char topic[TOPIC_MAX];
 
   atomic_store(&app->stopping, true);
-  status_stop(app, 1000);
   /* Wait out a hand-off in progress; later ones see stopping. */
   pthread_mutex_lock(&app->handoff);
   pthread_mutex_unlock(&app->handoff);
@@ -269,10 +269,6 @@ int main(int argc, char **argv)
   }
   if(open_session(&app))
     goto stop;
-  if(status_start(&app)) {
-    fprintf(stderr, "hgd: cannot start the status thread\n");
-    goto stop;
-  }
   rc = run(&app, &sigs, argc, argv);
 stop:
   stop(&app);

@@ -1,11 +1,8 @@
 /* status.c — the retained status document. */
 #include "status.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "jsonutil.h"
@@ -61,101 +58,4 @@ void status_publish(struct hgd *app)
   hgd_topic(app, topic, sizeof(topic), "status/%s", app->cfg.instance);
   session_publish(app->session, topic, text, strlen(text), 1, true, NULL, 0);
   free(text);
-}
-
-struct status_pub {
-  pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool requested, quit, done;
-};
-
-static void *publisher(void *arg)
-{
-  struct hgd *app = arg;
-  struct status_pub *sp = app->status_pub;
-
-  pthread_mutex_lock(&sp->mu);
-  for(;;) {
-    while(!sp->requested && !sp->quit)
-      pthread_cond_wait(&sp->cv, &sp->mu);
-    if(sp->quit)
-      break;
-    sp->requested = false;
-    pthread_mutex_unlock(&sp->mu);
-    if(session_is_connected(app->session))
-      status_publish(app);
-    pthread_mutex_lock(&sp->mu);
-  }
-  sp->done = true;
-  pthread_cond_broadcast(&sp->cv);
-  pthread_mutex_unlock(&sp->mu);
-  return NULL;
-}
-
-int status_start(struct hgd *app)
-{
-  struct status_pub *sp = calloc(1, sizeof(*sp));
-
-  if(!sp)
-    return -1;
-  pthread_mutex_init(&sp->mu, NULL);
-  pthread_cond_init(&sp->cv, NULL);
-  app->status_pub = sp;
-  if(pthread_create(&sp->thread, NULL, publisher, app) != 0) {
-    app->status_pub = NULL;
-    pthread_cond_destroy(&sp->cv);
-    pthread_mutex_destroy(&sp->mu);
-    free(sp);
-    return -1;
-  }
-  return 0;
-}
-
-void status_request(struct hgd *app)
-{
-  struct status_pub *sp = app->status_pub;
-
-  if(!sp)
-    return;
-  pthread_mutex_lock(&sp->mu);
-  sp->requested = true; /* a publish still under way absorbs this one */
-  pthread_cond_signal(&sp->cv);
-  pthread_mutex_unlock(&sp->mu);
-}
-
-void status_stop(struct hgd *app, long timeout_ms)
-{
-  struct status_pub *sp = app->status_pub;
-  struct timespec until;
-  bool done;
-
-  if(!sp)
-    return;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += timeout_ms / 1000;
-  until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-  if(until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&sp->mu);
-  sp->quit = true;
-  pthread_cond_signal(&sp->cv);
-  while(!sp->done) {
-    if(pthread_cond_timedwait(&sp->cv, &sp->mu, &until) == ETIMEDOUT)
-      break;
-  }
-  done = sp->done;
-  pthread_mutex_unlock(&sp->mu);
-  app->status_pub = NULL;
-  if(done) {
-    pthread_join(sp->thread, NULL);
-    pthread_cond_destroy(&sp->cv);
-    pthread_mutex_destroy(&sp->mu);
-    free(sp);
-  } else {
-    /* Stuck in Paho: it still uses sp, so sp is not freed. */
-    pthread_detach(sp->thread);
-  }
 }
