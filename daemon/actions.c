@@ -15,6 +15,34 @@
 
 static const char *const action_names[] = {"get", "upsert", "delete", "test"};
 
+/* Why a response topic must not get a reply, or NULL. The requester picks
+ * it, signed or not (UNAUTHORIZED is a reply too): a wildcard would make the
+ * broker drop hgd's connection for a protocol error, again after every
+ * reconnect while the reply stays queued; and hgd's own topics carry
+ * documents subscribers trust to come from hgd (status, fields, delivery
+ * events) or messages hgd acts on. So: no wildcards, no '$' topics, no
+ * control characters, nothing under the root but <root>/reply/…. */
+static const char *reply_topic_problem(const struct hgd *app, const char *t)
+{
+  size_t n = strlen(t), rl = strlen(app->cfg.topic_root);
+
+  if(n > 65535)
+    return "too long";
+  if(strpbrk(t, "+#"))
+    return "wildcard";
+  if(t[0] == '$')
+    return "reserved topic";
+  if(!jsonutil_utf8_valid(t, n))
+    return "not UTF-8";
+  for(const unsigned char *p = (const unsigned char *)t; *p; p++)
+    if(*p < 0x20 || *p == 0x7f)
+      return "control character";
+  if(!strncmp(t, app->cfg.topic_root, rl) && (t[rl] == '/' || t[rl] == '\0') &&
+     strncmp(t + rl, "/reply/", 7) != 0)
+    return "inside hgd's topics (only <root>/reply/... may be a response topic)";
+  return NULL;
+}
+
 /* Publish the envelope to the response topic, or only log it when the
  * request had none. Takes ownership of data (NULL means JSON null). */
 static void reply_send(struct hgd *app, const char *response_topic, const void *corr,
@@ -37,7 +65,14 @@ static void reply_send(struct hgd *app, const char *response_topic, const void *
   text = jsonutil_print(env);
   if(!text)
     goto out;
-  if(response_topic && response_topic[0])
+  const char *problem = response_topic && response_topic[0]
+                            ? reply_topic_problem(app, response_topic)
+                            : NULL;
+  if(problem) {
+    char qt[200];
+    log_event(LOG_LVL_WARN, "request.reply_refused", "reason=\"%s\" topic=%s", problem,
+              log_value(response_topic, qt, sizeof(qt)));
+  } else if(response_topic && response_topic[0])
     session_publish(app->session, response_topic, text, strlen(text), 1, false, corr, corrlen);
   else
     log_event(LOG_LVL_INFO, "request.reply_unsent", "reason=no_response_topic success=%s%s%s",

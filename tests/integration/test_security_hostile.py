@@ -364,6 +364,62 @@ class TestHostileInput(HgTestCase):
         self.assertTrue(e.hgd.running())
 
 
+class TestResponseTopicAbuse(HgTestCase):
+    """A request chooses where its reply goes. hgd must not publish it where
+    it cannot (a wildcard: the broker drops hgd's connection for a protocol
+    error, and the queued reply does it again after every reconnect) or
+    where it must not (hgd's own status, fields, delivery, request and
+    escalation topics, which subscribers trust to come from hgd; `$` topics).
+    Signed or not: an UNAUTHORIZED reply is a reply too."""
+
+    def publish_with(self, rt, signed=True, action="get", agent=None):
+        e = self.env
+        topic = "%s/webhook/%s" % (ROOT, action)
+        payload = j({"agentId": agent or new_agent()})
+        props = hglib.auth_props(topic, payload, "ops", e.keys["ops"]["secret"]) if signed \
+            else None
+        e.client.publish(topic, payload, user_props=props, response_topic=rt,
+                         correlation=b"abuse")
+
+    def test_refused_response_topics(self):
+        e = self.env
+        a = new_agent()
+        watch = e.client.subscribe("#")
+        bad = ["a/#", "#", "a/+/b", "+", "$SYS/hgd", "$share/g/x",
+               "%s/status/%s" % (ROOT, e.instance), "%s/agent/%s/fields" % (ROOT, a),
+               "%s/delivery/%s" % (ROOT, a), "%s/webhook/upsert" % ROOT,
+               "%s/escalation/%s" % (ROOT, a), ROOT, "%s/reply/#" % ROOT]
+        for rt in bad:
+            for signed in (True, False):
+                with self.subTest(rt=rt, signed=signed):
+                    self.publish_with(rt, signed, agent=a)
+        # Still connected and serving, at once.
+        t0 = time.monotonic()
+        self.assertOk(e.request("get", {"agentId": a}, timeout=3))
+        self.assertLess(time.monotonic() - t0, 3)
+        time.sleep(T_QUIET)
+        log = e.hgd.log_text()
+        self.assertNotIn("event=mqtt.connection_lost", log)
+        self.assertEqual(log.count("event=request.reply_refused"), 2 * len(bad), log[-3000:])
+        envelopes = [m for m in watch.matching(lambda m: m.payload.startswith(b'{"success"'))
+                     if m.topic != e.client.reply_topic]
+        self.assertEqual(envelopes, [], "replies published on refused topics")
+        e.client.unsubscribe(watch)
+
+    def test_allowed_response_topics(self):
+        """Topics outside hgd's tree, and <root>/reply/…, get their replies."""
+        e = self.env
+        for rt in ("other/app/replies", "%s/reply/custom-%s" % (ROOT, new_agent()[:8]),
+                   "%s-other/status" % ROOT):
+            with self.subTest(rt):
+                sub = e.client.subscribe(rt)
+                self.publish_with(rt)
+                m = sub.wait_for(timeout=hglib.T_REPLY)
+                self.assertIsNotNone(m, "no reply on %s" % rt)
+                self.assertIs(m.json()["success"], True)
+                e.client.unsubscribe(sub)
+
+
 def sys_stderr(n, what):
     import sys
     sys.stderr.write("  (%d hostile %s)\n" % (n, what))
