@@ -181,9 +181,17 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
                            "the broker URI, does the broker require a client certificate "
                            "(cert, key)?\""
                          : "";
-  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=%s%s",
+  /* A refused CONNACK comes as its reason code (134 bad user name or
+   * password, 135 not authorized, …): name it. */
+  char why[96] = "";
+  if(resp && resp->code >= 0x80 && resp->code <= 0xff) {
+    const char *rc = MQTTReasonCode_toString((enum MQTTReasonCodes)resp->code);
+    if(rc)
+      snprintf(why, sizeof(why), " refused=\"%s\"", rc);
+  }
+  log_event(LOG_LVL_ERROR, "mqtt.connect_failed", "broker=%s code=%d reason=%d message=%s%s%s",
             s->cfg->broker, resp ? resp->code : 0, resp ? (int)resp->reasonCode : 0,
-            log_value(msg, qmsg, sizeof(qmsg)), hint);
+            log_value(msg, qmsg, sizeof(qmsg)), why, hint);
 }
 
 /* OpenSSL's own reasons ("certificate verify failed", "unknown ca", …):
