@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "crypto.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "uuid.h"
@@ -99,6 +100,35 @@ static void append_durably(struct hgd *app, struct outbox_entry *e)
     log_event(LOG_LVL_INFO, "intake.resumed", "eventId=%s", e->event_id);
 }
 
+/* The eventId of an escalation that has none, derived from its signed
+ * message rather than drawn at random: when a crash loses hgd's PUBACK, the
+ * broker hands the same message to the next hgd, and that duplicate must
+ * carry the same eventId (PROTOCOL.md section 4) so that receivers can drop
+ * it. hg-sig is an HMAC over topic, hg-ts, the random hg-nonce and the
+ * payload, so distinct messages get distinct ids; it is hashed once more so
+ * that the id reveals nothing of the signature. Formatted as a UUID v4. */
+static int derive_event_id(const char *key, const char *sig, char out[UUID_STR_LEN + 1])
+{
+  static const char label[] = "hgd eventId v1";
+  static const char digits[] = "0123456789abcdef";
+  const struct crypto_part parts[3] = {{key, strlen(key)}, {"\n", 1}, {sig, strlen(sig)}};
+  uint8_t h[CRYPTO_SHA256_LEN];
+  size_t o = 0;
+
+  if(crypto_hmac_sha256_parts(label, sizeof(label) - 1, parts, 3, h) != 0)
+    return -1;
+  h[6] = (uint8_t)((h[6] & 0x0f) | 0x40); /* version 4 */
+  h[8] = (uint8_t)((h[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  for(size_t i = 0; i < 16; i++) {
+    if(i == 4 || i == 6 || i == 8 || i == 10)
+      out[o++] = '-';
+    out[o++] = digits[h[i] >> 4];
+    out[o++] = digits[h[i] & 0x0f];
+  }
+  out[o] = '\0';
+  return 0;
+}
+
 void intake_escalation(struct hgd *app, const struct session_msg *m, const char *agent_part)
 {
   struct outbox_entry e = {0};
@@ -126,8 +156,8 @@ void intake_escalation(struct hgd *app, const struct session_msg *m, const char 
   memcpy(e.agent_id, agent, sizeof(agent));
   if(e.esc.event_id[0])
     memcpy(e.event_id, e.esc.event_id, sizeof(e.event_id));
-  else if(uuid_v4(e.event_id)) {
-    reject(app, agent, NULL, "internal error: random number generator failed");
+  else if(derive_event_id(m->props.key, m->props.sig, e.event_id)) {
+    reject(app, agent, NULL, "internal error: cannot make an eventId");
     goto out;
   }
   e.accepted_ms = clock_now_ms();

@@ -76,10 +76,12 @@ class Publisher:
         return self._connected.wait(timeout)
 
     def publish(self, agent, esc=None, event_id=None):
-        """Publish one escalation (QoS 1); returns its eventId."""
-        eid = event_id or str(uuid.uuid4())
+        """Publish one escalation (QoS 1); returns its eventId. event_id
+        False: none (hgd makes one); then the call's key in sent is None."""
+        eid = None if event_id is False else event_id or str(uuid.uuid4())
         body = dict(esc or {})
-        body["eventId"] = eid
+        if eid:
+            body["eventId"] = eid
         payload = json.dumps(body, separators=(",", ":")).encode()
         topic = "%s/escalation/%s" % (ROOT, agent)
         props = Properties(PacketTypes.PUBLISH)
@@ -235,6 +237,85 @@ class Outage:
 # --------------------------------------------------------------------------
 # the broker
 # --------------------------------------------------------------------------
+
+
+class Proxy:
+    """A TCP proxy in front of the broker. blackhole() drops everything the
+    client sends from then on (its PUBACKs never arrive) while the broker's
+    messages still reach it; cut() closes every proxied connection; heal()
+    ends the black hole for the next connections."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        self.drop = threading.Event()
+        self.conns = []
+        self._lock = threading.Lock()
+
+    @property
+    def uri(self):
+        return "mqtt://127.0.0.1:%d" % self.port
+
+    def start(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+                u = socket.create_connection(("127.0.0.1", self.upstream_port), 5)
+            except OSError:
+                return
+            for x in (c, u):
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self.conns += [c, u]
+            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, from_client):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_client and self.drop.is_set():
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (src, dst):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def blackhole(self):
+        self.drop.set()
+
+    def heal(self):
+        self.drop.clear()
+
+    def cut(self):
+        with self._lock:
+            conns, self.conns = self.conns, []
+        for x in conns:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.srv.close()
+        self.cut()
+
 
 
 class PersistentBroker(hglib.Broker):

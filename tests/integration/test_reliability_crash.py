@@ -76,6 +76,77 @@ class TestCrash(HgTestCase):
         self.assertEqual(missing, [], "acknowledged escalations not delivered")
         self.report_duplicates("receiver outage + SIGKILL", self.out.delivered(path))
 
+    def test_lost_puback_duplicates_keep_their_event_id(self):
+        """hgd makes escalations durable and delivers them, but its PUBACKs
+        never reach the broker (the connection is black-holed), and it dies:
+        the broker hands the same messages to the next hgd, which delivers
+        them again. Such duplicates carry the same eventId (section 4) —
+        also when hgd made the eventId because the call node gave none."""
+        env = self.env
+        agent, path = self.hook()
+        self.out.up()
+        proxy = faults.Proxy(env.broker.port).start()
+        args = list(env.hgd.extra_args)
+        env.hgd.extra_args = args + ["--broker", proxy.uri]
+        try:
+            self.assertEqual(env.hgd.restart(), 0)
+            proxy.blackhole()
+            marks = ["CA-lost-puback-%d" % i for i in range(10)]
+            for i, m in enumerate(marks):  # half without an eventId
+                self.pub.publish(agent, {"callSid": m}, event_id=None if i % 2 else False)
+
+            def by_mark():
+                out = {}
+                for r in self.out.requests(path):
+                    out.setdefault(r.json()["callSid"], []).append(r.json()["eventId"])
+                return out
+            hglib.wait_until(lambda: set(marks) <= set(by_mark()), 10, what="first deliveries")
+            env.hgd.kill()
+            proxy.cut()
+            proxy.heal()
+            env.hgd.start()
+            hglib.wait_until(lambda: all(len(by_mark().get(m, ())) >= 2 for m in marks), 15,
+                             what="the redelivered escalations delivered again")
+            got = by_mark()
+            self.assertEqual({m: len(set(got[m])) for m in marks}, {m: 1 for m in marks},
+                             "a duplicate with another eventId: %r" % got)
+        finally:
+            env.hgd.extra_args = args
+            env.hgd.restart()
+            proxy.close()
+
+    def test_outbox_full_pauses_intake(self):
+        """At outbox_limit hgd stops taking messages (the broker keeps them)
+        and drops none; it takes them again as deliveries finish."""
+        env = self.env
+        agent, path = self.hook()
+        self.out.down()
+        args = list(env.hgd.extra_args)
+        env.hgd.extra_args = args + ["--outbox-limit", "5"]
+        try:
+            self.assertEqual(env.hgd.restart(), 0)
+            st = faults.status(env, lambda s: s["deliveries"]["pending"] == 0)
+            self.assertEqual(st["deliveries"]["pending"], 0, st)
+            paused = len(faults.log_events(env.hgd, "intake.paused", all_runs=False))
+            eids = [self.pub.publish(agent, {"reason": "outbox full"}) for _ in range(20)]
+            self.pub.wait_acked(eids)
+            hglib.wait_until(lambda: len(faults.log_events(env.hgd, "intake.paused",
+                                                           all_runs=False)) > paused, 10,
+                             what="intake.paused")
+            ev = faults.log_events(env.hgd, "intake.paused", all_runs=False)[-1]
+            self.assertEqual(ev.get("reason"), "outbox full", ev)
+            time.sleep(0.5)
+            accepted = {e["eventId"] for e in faults.log_events(env.hgd, "escalation.accepted",
+                                                                 all_runs=False)}
+            self.assertEqual(len(accepted & set(eids)), 5, "only outbox_limit taken")
+            self.out.up()
+            missing = self.out.wait_delivered(eids, path, timeout=20)
+            self.assertEqual(missing, [], "escalations lost at the outbox limit")
+            self.assertTrue(faults.log_events(env.hgd, "intake.resumed", all_runs=False))
+        finally:
+            env.hgd.extra_args = args
+            env.hgd.restart()
+
     def test_restart_with_pending_deliveries_that_end_at_once(self):
         """Resumed deliveries whose attempt ends at once (connection refused)
         publish their event while hgd is still starting: that used to
