@@ -76,6 +76,34 @@ class TestCrash(HgTestCase):
         self.assertEqual(missing, [], "acknowledged escalations not delivered")
         self.report_duplicates("receiver outage + SIGKILL", self.out.delivered(path))
 
+    def test_sigterm_leaves_a_slow_attempt_pending(self):
+        """SIGTERM gives in-flight POSTs 5 s, then leaves them pending in
+        the outbox: the next hgd delivers them."""
+        env = self.env
+        agent, path = self.hook()
+        self.out.up()
+        self.out.program(path, [Response(200, hang=9)])
+        args = list(env.hgd.extra_args)
+        env.hgd.extra_args = args + ["--request-timeout", "20"]
+        try:
+            self.assertEqual(env.hgd.restart(), 0)
+            eid = self.pub.publish(agent, {"reason": "slow at stop"})
+            hglib.wait_until(lambda: self.out.requests(path), 10, what="the slow attempt")
+            t0 = time.monotonic()
+            self.assertEqual(env.hgd.stop(signal.SIGTERM), 0)
+            took = time.monotonic() - t0
+            self.assertGreaterEqual(took, 4.5, "the grace period is 5 s")
+            self.assertLess(took, 8, "the grace period is 5 s")
+            ab = faults.log_events(env.hgd, "delivery.abandoned", all_runs=False)
+            self.assertEqual([e.get("eventId") for e in ab], [eid])
+        finally:
+            env.hgd.extra_args = args
+            env.hgd.start()
+        hglib.wait_until(lambda: len(self.out.requests(path)) >= 2, 10,
+                         what="the abandoned attempt made again by the next hgd")
+        self.assertEqual({r.header("X-HelpGenie-Event-Id") for r in self.out.requests(path)},
+                         {eid})
+
     def test_lost_puback_duplicates_keep_their_event_id(self):
         """hgd makes escalations durable and delivers them, but its PUBACKs
         never reach the broker (the connection is black-holed), and it dies:
@@ -229,8 +257,20 @@ class TestCrash(HgTestCase):
         before = [self.pub.publish(agent, {"reason": "before stop"}) for _ in range(10)]
         self.pub.wait_acked(before)
         hglib.wait_until(lambda: len(self.out.requests(path)) >= 10, 10, what="10 attempts")
+        # and one in flight: the receiver holds it past the request timeout
+        # (2 s here): the stop ends that attempt, then leaves it pending
+        slow, slow_path = self.hook()
+        self.out.program(slow_path, [Response(200, hang=8)])
+        inflight = self.pub.publish(slow, {"reason": "in flight at stop"})
+        hglib.wait_until(lambda: self.out.requests(slow_path), 10, what="the slow attempt")
         started_at = faults.status(env)["started_at"]
+        t0 = time.monotonic()
         self.assertEqual(env.hgd.stop(signal.SIGTERM), 0, "exit code 0 on SIGTERM")
+        self.assertLess(time.monotonic() - t0, 7.5, "in-flight attempts get a 5 s grace")
+        ended = [e for e in faults.log_events(env.hgd, "delivery.attempt", all_runs=False)
+                 + faults.log_events(env.hgd, "delivery.abandoned", all_runs=False)
+                 if e.get("eventId") == inflight]
+        self.assertTrue(ended, "the in-flight attempt was neither finished nor abandoned")
         st = env.client.retained("%s/status/%s" % (ROOT, env.instance))
         self.assertIsNotNone(st)
         st = st.json()
@@ -243,6 +283,10 @@ class TestCrash(HgTestCase):
         env.hgd.start()
         missing = self.out.wait_delivered(before + down, path, timeout=20)
         self.assertEqual(missing, [], "escalations lost across a clean stop")
+        hglib.wait_until(lambda: len(self.out.requests(slow_path)) >= 2, 10,
+                         what="the abandoned attempt made again after the restart")
+        self.assertEqual({r.header("X-HelpGenie-Event-Id") for r in self.out.requests(slow_path)},
+                         {inflight})
         self.report_duplicates("clean stop", self.out.delivered(path))
 
 
