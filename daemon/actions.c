@@ -277,6 +277,15 @@ void actions_request(struct hgd *app, const struct session_msg *m, const char *a
     reply_error(app, m, action, "VALIDATION_ERROR", "agentId is required");
     goto out;
   }
+  /* jsonutil_get takes the first of repeated members: a repeated agentId is
+   * ambiguous (which one did a proxy or an audit log look at?), so it is
+   * refused for every action, as upsert refuses any repeated parameter. */
+  for(const cJSON *it = id->next; it; it = it->next) {
+    if(it->string && !strcmp(it->string, "agentId")) {
+      reply_error(app, m, action, "VALIDATION_ERROR", "duplicate parameter: agentId");
+      goto out;
+    }
+  }
   if(!cJSON_IsString(id) || !uuid_valid(id->valuestring)) {
     reply_error(app, m, action, "VALIDATION_ERROR", "agentId must be a UUID");
     goto out;

@@ -1,5 +1,6 @@
 /* config.c — one table of settings serves the flags and the config file. */
 #include "config.h"
+#include "jsonutil.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -293,6 +294,16 @@ static int set_defaults(struct config *cfg)
   return 0;
 }
 
+static bool topic_text_ok(const char *t)
+{
+  if(!jsonutil_utf8_valid(t, strlen(t)))
+    return false;
+  for(const unsigned char *p = (const unsigned char *)t; *p; p++)
+    if(*p < 0x20 || *p == 0x7f)
+      return false;
+  return true;
+}
+
 /* Checks that span settings, once everything is read. */
 static int check(const struct config *cfg)
 {
@@ -311,6 +322,18 @@ static int check(const struct config *cfg)
   }
   if(strpbrk(cfg->instance, "+#/") || strlen(cfg->instance) > 128) {
     fprintf(stderr, "hgd: instance '%s' must not contain '+', '#' or '/'\n", cfg->instance);
+    rc = -1;
+  }
+  /* Both go into topic names (and the instance into the client id): the
+   * broker drops a connection whose topics are not UTF-8 or hold control
+   * characters, and hgd would retry for ever; a '$' root is the broker's. */
+  if(!topic_text_ok(r) || r[0] == '$') {
+    fprintf(stderr, "hgd: topic-root must be UTF-8 without control characters and not start "
+                    "with '$'\n");
+    rc = -1;
+  }
+  if(!*cfg->instance || !topic_text_ok(cfg->instance)) {
+    fprintf(stderr, "hgd: instance must be non-empty UTF-8 without control characters\n");
     rc = -1;
   }
   if(cfg->status_interval < 0.1) {

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "journal.h"
 #include "log.h"
+#include "uuid.h"
 
 #define OUTBOX_FILE "outbox.jsonl"
 /* Compact when the file has more than this many records and more than
@@ -112,16 +113,18 @@ static int parse_add(const cJSON *rec, struct outbox_entry *e, char *why, size_t
     return -1;
   }
   e->seq = (uint64_t)seq;
-  if(!cJSON_IsString(agent) || strlen(agent->valuestring) > UUID_STR_LEN) {
-    snprintf(why, whysz, "bad \"agent_id\"");
+  /* Both end up in topics, headers and log lines: only the UUIDs hgd
+   * writes, never a wildcard, a line break or a header of a hand edit. */
+  if(!cJSON_IsString(agent) || !uuid_valid(agent->valuestring)) {
+    snprintf(why, whysz, "bad \"agent_id\" (not a UUID)");
     return -1;
   }
-  strcpy(e->agent_id, agent->valuestring);
-  if(!cJSON_IsString(event) || strlen(event->valuestring) > UUID_STR_LEN) {
-    snprintf(why, whysz, "bad \"event_id\"");
+  uuid_lower(agent->valuestring, e->agent_id);
+  if(!cJSON_IsString(event) || !uuid_valid(event->valuestring)) {
+    snprintf(why, whysz, "bad \"event_id\" (not a UUID)");
     return -1;
   }
-  strcpy(e->event_id, event->valuestring);
+  uuid_lower(event->valuestring, e->event_id);
   if(!journal_get_i64(rec, "accepted_ms", INT64_MIN, INT64_MAX, &e->accepted_ms)) {
     snprintf(why, whysz, "bad \"accepted_ms\"");
     return -1;

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""Regressions found by a hostile tester ("break it" session).
+
+Each test names the bug it pins down; every one of them failed against the
+code before its fix.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import hglib
+from hglib import HgTestCase, new_agent
+
+
+class TestRepeatedAgentId(HgTestCase):
+    """get/delete/test took the first of two agentId members and went on:
+    a delete with {"agentId": A, "agentId": B} deleted A, although upsert
+    refuses every repeated parameter (bad input must change nothing)."""
+
+    def test_repeated_agent_id_is_refused_and_changes_nothing(self):
+        e = self.env
+        a, b = new_agent(), new_agent()
+        ra = e.upsert({"agentId": a, "url": self.url()})
+        rb = e.upsert({"agentId": b, "url": self.url()})
+        for action in ("get", "delete", "test"):
+            for key in ("ops", "limited"):
+                first = a if key == "ops" else e.agent_limited
+                payload = '{"agentId":"%s","agentId":"%s"}' % (first, b)
+                r = e.request(action, payload, key=key)
+                self.assertError(r, "VALIDATION_ERROR", "agentId",
+                                 msg="%s by %s: %r" % (action, key, r))
+        self.assertEqual(e.get(a), ra)
+        self.assertEqual(e.get(b), rb)
+        self.assertEqual(self.rx.requests(), [])
+
+
+class TestOddOutboxRecords(HgTestCase):
+    """An outbox "add" record's agent_id and event_id were taken as any
+    string of at most 36 bytes: a hand-edited or damaged record with
+    agent_id "a/#" made hgd publish its delivery event to a wildcard topic
+    (the broker dropped hgd's connection for a protocol error), and an
+    event_id holding CR LF was sent as an extra header in the webhook POST
+    (header injection) and as a broken log line. STORAGE.md: a record that
+    does not validate stops hgd with the file and offset, untouched."""
+
+    def setUp(self):
+        if not self.env.hgd.running():
+            self.env.hgd.start()
+
+    def _try(self, record):
+        e = self.env
+        if e.hgd.running():
+            e.hgd.stop()
+        path = os.path.join(e.state_dir, "outbox.jsonl")
+        with open(path, "rb") as f:
+            before = f.read()
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        with open(path, "ab") as f:
+            f.write(line)
+        try:
+            e.hgd.start(wait=False)
+            hglib.wait_until(lambda: not e.hgd.running(), 10, what="hgd to refuse the outbox")
+            self.assertEqual(e.hgd.proc.returncode, 1)
+            log = hglib.tail(e.hgd.log, 20)
+            self.assertIn("outbox.jsonl", log)
+            self.assertIn("byte offset %d" % len(before), log)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), before + line, "the file was changed")
+        finally:
+            with open(path, "wb") as f:
+                f.write(before)
+
+    def test_non_uuid_agent_id_refused(self):
+        a = new_agent()
+        self.env.upsert({"agentId": a, "url": self.url()})
+        for bad in ("a/#", "x", "+"):
+            self._try({"t": "add", "seq": 1001, "agent_id": bad,
+                       "event_id": "11111111-1111-4111-8111-111111111111",
+                       "accepted_ms": 1, "esc": {"reason": "x"}})
+
+    def test_non_uuid_event_id_refused(self):
+        a = new_agent()
+        p = self.path()
+        self.env.upsert({"agentId": a, "url": self.url(p)})
+        self._try({"t": "add", "seq": 1002, "agent_id": a, "event_id": "x\r\nX-Evil: 1",
+                   "accepted_ms": 1, "esc": {"reason": "x"}})
+        self.assertEqual(self.rx.requests(p), [])
+
+    def test_upper_case_ids_are_delivered(self):
+        # The ids are compared lower case everywhere: an upper-case agent_id
+        # must find its webhook, not end "skipped" (that loses it).
+        e = self.env
+        a = new_agent()
+        p = self.path()
+        e.upsert({"agentId": a, "url": self.url(p)})
+        e.hgd.stop()
+        eid = "22222222-2222-4222-8222-2222222222AB"
+        with open(os.path.join(e.state_dir, "outbox.jsonl"), "a") as f:
+            f.write(json.dumps({"t": "add", "seq": 1003, "agent_id": a.upper(), "event_id": eid,
+                                "accepted_ms": 1, "esc": {"reason": "x"}},
+                               separators=(",", ":")) + "\n")
+        e.hgd.start()
+        reqs = self.rx.wait_for(p, 1, timeout=10)
+        self.assertEqual(reqs[0].header("X-HelpGenie-Event-Id"), eid.lower())
+
+
+class TestTopicTextConfig(HgTestCase):
+    """--check-config said "configuration OK" for a topic root or instance
+    that is not UTF-8 or holds control characters; hgd then retried the
+    broker for ever ("TCP connect completion failure"), as mosquitto drops a
+    CONNECT whose will topic is malformed. A '$' root is the broker's."""
+
+    start_hgd = False
+
+    def test_bad_topic_text_refused(self):
+        e = self.env
+        for flag, value in (("--instance", b"\xff"), ("--instance", b"a\tb"),
+                            ("--topic-root", b"a\xffb"), ("--topic-root", b"a\x01b"),
+                            ("--topic-root", b"$SYS/hg")):
+            argv = [os.fsencode(a) for a in hglib.Hgd(e, "x").argv()]
+            r = subprocess.run(argv + [flag.encode(), value, b"--check-config"],
+                               capture_output=True, timeout=20)
+            self.assertEqual(r.returncode, 1, "%s %r: %r" % (flag, value, r))
+            self.assertIn(flag[2:].encode(), r.stderr)
+
+    def test_good_topic_text_accepted(self):
+        e = self.env
+        for flag, value in (("--instance", "héllo-1"), ("--topic-root", "ünï/v1")):
+            r = subprocess.run(hglib.Hgd(e, "x").argv() + [flag, value, "--check-config"],
+                               capture_output=True, timeout=20)
+            self.assertEqual(r.returncode, 0, "%s %r: %r" % (flag, value, r))
+
+
+if __name__ == "__main__":
+    hglib.main()
