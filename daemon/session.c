@@ -265,7 +265,15 @@ static int on_message(void *ctx, char *topic, int topiclen, MQTTAsync_message *m
   int nowned = 0;
   char *t = topiclen > 0 ? dup_bytes(topic, (size_t)topiclen) : strdup(topic);
 
-  if(t) {
+  if(t && msg->retained) {
+    /* Sent from the broker's retained store because hgd (re)subscribed, not
+     * published now: requests and escalations are never retained
+     * (PROTOCOL.md section 1), and acting on one would replay it after every
+     * restart while its hg-ts is in the window (a deleted webhook came back).
+     * A live publish reaches hgd with the retain flag cleared. */
+    char qt[200];
+    log_event(LOG_LVL_WARN, "mqtt.retained_ignored", "topic=%s", log_value(t, qt, sizeof(qt)));
+  } else if(t) {
     m.topic = t;
     m.payload = msg->payload;
     m.len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;

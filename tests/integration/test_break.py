@@ -106,6 +106,49 @@ class TestOddOutboxRecords(HgTestCase):
         self.assertEqual(reqs[0].header("X-HelpGenie-Event-Id"), eid.lower())
 
 
+class TestRetainedRequests(HgTestCase):
+    """A request or escalation published with retain stays in the broker's
+    retained store and is sent again on every subscribe: hgd acted on it
+    again after each restart while its hg-ts was inside the 300 s window, so
+    a retained upsert brought back a webhook deleted since (and a retained
+    escalation was delivered again)."""
+
+    def _publish_retained(self, topic, payload, **kw):
+        e = self.env
+        props = hglib.auth_props(topic, payload, "ops", e.keys["ops"]["secret"])
+        e.client.publish(topic, payload, user_props=props, qos=1, retain=True, **kw)
+        self.addCleanup(e.client.publish, topic, b"", qos=1, retain=True)
+
+    def test_retained_upsert_not_replayed_after_restart(self):
+        e = self.env
+        a = new_agent()
+        topic = "%s/webhook/upsert" % hglib.ROOT
+        payload = json.dumps({"agentId": a, "url": self.url()}).encode()
+        self._publish_retained(topic, payload, response_topic=e.client.reply_topic,
+                               correlation=b"retained-upsert")
+        # The live copy is processed as usual.
+        hglib.wait_until(lambda: e.get(a) is not None, 10, what="the live upsert")
+        self.assertOk(e.request("delete", {"agentId": a}))
+        e.hgd.restart()
+        time.sleep(1.0)  # the retained copy arrives right after the subscribe
+        self.assertIsNone(e.get(a), "a retained upsert brought a deleted webhook back")
+        self.assertIn("mqtt.retained_ignored", e.hgd.log_text(all_runs=False))
+
+    def test_retained_escalation_not_delivered_again(self):
+        e = self.env
+        a = new_agent()
+        p = self.path()
+        e.upsert({"agentId": a, "url": self.url(p)})
+        eid = str(__import__("uuid").uuid4())
+        self._publish_retained("%s/escalation/%s" % (hglib.ROOT, a),
+                               json.dumps({"eventId": eid}).encode())
+        self.rx.wait_for(p, 1, timeout=10)
+        e.hgd.restart()
+        time.sleep(1.5)
+        got = [r.header("X-HelpGenie-Event-Id") for r in self.rx.requests(p)]
+        self.assertEqual(got, [eid])
+
+
 class TestTopicTextConfig(HgTestCase):
     """--check-config said "configuration OK" for a topic root or instance
     that is not UTF-8 or holds control characters; hgd then retried the
