@@ -196,6 +196,7 @@ class ReceiptLog:
     def __init__(self, path, tag):
         self.path, self.btag, self.pos, self.first, self.lines = path, tag.encode(), 0, {}, 0
         self.last_change = time.monotonic()
+        self.protocols, self.connections = {}, set()
 
     def poll(self):
         try:
@@ -212,6 +213,9 @@ class ReceiptLog:
             if len(parts) < 2 or not parts[1].startswith(self.btag):
                 continue
             self.lines += 1
+            if len(parts) >= 4:
+                self.protocols[parts[2].decode()] = self.protocols.get(parts[2].decode(), 0) + 1
+                self.connections.add(parts[3])
             eid = parts[1].decode()
             if eid not in self.first:
                 self.first[eid] = float(parts[0])
@@ -282,7 +286,7 @@ events {{ worker_connections 4096; }}
 http {{
   client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
   fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  log_format bench '$msec $http_x_helpgenie_event_id';
+  log_format bench '$msec $http_x_helpgenie_event_id $server_protocol $connection';
   keepalive_requests 10000000;
   keepalive_timeout 120s;
   server {{
@@ -463,6 +467,8 @@ def measure(env, name, n, rate, mode):
         "p999_ms": round(quantile(lats, 0.999), 2) if lats else None,
         "max_ms": round(lats[-1], 2) if lats else None,
         "publisher": pub,
+        "receiver_protocols": log.protocols,
+        "receiver_connections": len(log.connections),
         "thread_cpu_s": {k: round(v - threads0.get(k, 0), 3) for k, v in threads1.items()
                          if v - threads0.get(k, 0) > 0},
     }

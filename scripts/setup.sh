@@ -15,6 +15,7 @@ PKGS=(
   python3 python3-paho-mqtt                 # integration harness, demo receiver
   openssl ca-certificates                   # throwaway CA at test time
   systemd man-db dpkg-dev                   # tests: systemd-analyze verify, man, dpkg-shlibdeps
+  clang libclang-rt-14-dev                  # libFuzzer harnesses (scripts/fuzz.sh)
 )
 
 missing=()

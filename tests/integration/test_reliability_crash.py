@@ -153,7 +153,7 @@ class TestCrash(HgTestCase):
         env.hgd.extra_args = args + ["--outbox-limit", "5"]
         try:
             self.assertEqual(env.hgd.restart(), 0)
-            st = faults.status(env, lambda s: s["deliveries"]["pending"] == 0)
+            st = faults.status(env, lambda s: s.get("deliveries", {}).get("pending") == 0)
             self.assertEqual(st["deliveries"]["pending"], 0, st)
             paused = len(faults.log_events(env.hgd, "intake.paused", all_runs=False))
             eids = [self.pub.publish(agent, {"reason": "outbox full"}) for _ in range(20)]

@@ -766,8 +766,9 @@ static void test_load_100k(void **state)
     webhook_clear(&w);
   }
   fclose(f);
-  /* CPU time is asserted (wall time is printed): a busy CI machine should
-   * not fail this test. */
+  /* The load time is printed, not asserted: speed is judged by the bench
+   * (bench/bench.py "store"), side by side on a quiet machine, not by a
+   * timed test on a shared one. */
   struct timespec c0, c1;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
   int64_t t0 = clock_mono_ms();
@@ -778,9 +779,6 @@ static void test_load_100k(void **state)
   print_message("loaded %zu rows in %lld ms (%lld ms CPU)\n", store_count(s), (long long)ms,
                 cpu_ms);
   assert_int_equal(store_count(s), 100001);
-#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
-  assert_true(cpu_ms < 1000); /* about 300 ms on the 2-core dev VM */
-#endif
   /* Upserts at this size cost the same as at size 1 (no whole-file write). */
   t0 = clock_mono_ms();
   for(int n = 0; n < 200; n++)
