@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import time
+import unittest
 
 import hglib
 from hglib import HgTestCase, new_agent
@@ -147,6 +148,44 @@ class TestRetainedRequests(HgTestCase):
         time.sleep(1.5)
         got = [r.header("X-HelpGenie-Event-Id") for r in self.rx.requests(p)]
         self.assertEqual(got, [eid])
+
+
+class TestTarpitFairness(HgTestCase):
+    """One party that controls a few webhooks can hold every delivery slot:
+    at most 64 deliveries are in flight, 16 per host, and a host is scheme +
+    host + port. Five webhooks on five ports of a receiver that never
+    answers, fed 20 escalations each, take all 64 slots for the whole
+    request timeout (15 s), again on every retry: every other Genie's
+    delivery waits. (TESTING.md: "a hanging receiver blocks neither replies
+    nor other deliveries" holds for one host only.) Not fixed: it needs a
+    fair share of the slots per Genie or per host in the engine's queues
+    (daemon/delivery.c), not a local change."""
+
+    @unittest.expectedFailure
+    def test_tarpits_on_five_ports_do_not_starve_others(self):
+        e = self.env
+        tarpits = []
+        for _ in range(5):
+            r = hglib.Receiver(e.cert, e.key).start()
+            r.default = hglib.Response(hang=20)
+            self.addCleanup(r.stop)
+            tarpits.append(r)
+        for r in tarpits:
+            a = new_agent()
+            e.upsert({"agentId": a, "url": r.url("/tarpit")})
+            for _ in range(20):
+                e.escalate(a, {"reason": "tarpit"})
+        hglib.wait_until(lambda: sum(len(r.requests()) for r in tarpits) >= 64, 10,
+                         what="the tarpits to hold the slots")
+        good = new_agent()
+        p = self.path()
+        e.upsert({"agentId": good, "url": self.url(p)})
+        t0 = time.monotonic()
+        e.escalate(good, {"reason": "someone else"})
+        got = self.rx.wait_for(p, 1, timeout=20)
+        self.assertTrue(got, "never delivered")
+        self.assertLess(time.monotonic() - t0, 5.0,
+                        "another Genie's delivery waited for the tarpits' timeouts")
 
 
 class TestTopicTextConfig(HgTestCase):
