@@ -1,5 +1,6 @@
 /* webhook.c — the webhook row: validation of upsert parameters, the wire and
  * on-disk JSON forms, copy and release. */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +379,29 @@ static int parse_uuid(const cJSON *v, const char *name, char out[UUID_STR_LEN + 
   return 0;
 }
 
+/* The bracketed host of an accepted URL, if any, is a real IPv6 address
+ * ("[1:2:3:4:5:6:7:8:9]" passed check_authority and only failed at every
+ * delivery). Checked for requests only: a row already in a store loads as
+ * before, so an upgrade cannot make hgd refuse its own store. */
+static int check_ipv6_literal(const char *url, char *err, size_t errsz)
+{
+  const char *h = strstr(url, "://");
+  char buf[INET6_ADDRSTRLEN + 1];
+  struct in6_addr a;
+
+  if (!h || h[3] != '[')
+    return 0;
+  h += 4;
+  size_t n = strcspn(h, "]");
+  if (n >= sizeof buf)
+    return fail(err, errsz, "url has an invalid host");
+  memcpy(buf, h, n);
+  buf[n] = '\0';
+  if (inet_pton(AF_INET6, buf, &a) != 1)
+    return fail(err, errsz, "url has an invalid host");
+  return 0;
+}
+
 static const char *const request_params[] = {
     "agentId", "url", "secret", "secret_header", "custom_fields", "is_active",
 };
@@ -407,6 +431,7 @@ int webhook_from_request(const cJSON *params, bool allow_http, struct webhook *o
 
   if (parse_uuid(jsonutil_get(params, "agentId"), "agentId", w.agent_id, err, errsz) != 0 ||
       parse_url(jsonutil_get(params, "url"), allow_http, &w, err, errsz) != 0 ||
+      check_ipv6_literal(w.url, err, errsz) != 0 ||
       parse_secret(jsonutil_get(params, "secret"), &w, err, errsz) != 0 ||
       parse_header(jsonutil_get(params, "secret_header"), &w, err, errsz) != 0)
     goto bad;

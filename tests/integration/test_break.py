@@ -188,6 +188,28 @@ class TestTarpitFairness(HgTestCase):
                         "another Genie's delivery waited for the tarpits' timeouts")
 
 
+class TestIpv6LiteralUrl(HgTestCase):
+    """The URL validator took any run of hex digits, ':' and '.' in brackets
+    as an IPv6 literal: "https://[1:2:3:4:5:6:7:8:9]/" was saved, and every
+    delivery then failed in libcurl ("URL using bad/illegal format"): bad
+    input must get VALIDATION_ERROR and change nothing."""
+
+    def test_invalid_ipv6_literals_refused(self):
+        e = self.env
+        for host in ("[1:2:3:4:5:6:7:8:9]", "[1::2::3]", "[:::]", "[1.2.3.4:5]", "[12345::1]",
+                     "[::1.2.3]"):
+            a = new_agent()
+            r = e.request("upsert", {"agentId": a, "url": "https://%s/hook" % host})
+            self.assertError(r, "VALIDATION_ERROR", "url", msg="%s: %r" % (host, r))
+            self.assertIsNone(e.get(a))
+
+    def test_valid_ipv6_literals_accepted(self):
+        e = self.env
+        for host in ("[::1]", "[2001:db8::1]:8443", "[::ffff:127.0.0.1]", "[FE80::A]"):
+            a = new_agent()
+            e.upsert({"agentId": a, "url": "https://%s/hook" % host})
+
+
 class TestTopicTextConfig(HgTestCase):
     """--check-config said "configuration OK" for a topic root or instance
     that is not UTF-8 or holds control characters; hgd then retried the
