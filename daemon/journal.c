@@ -444,6 +444,40 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
   return 0;
 }
 
+int journal_sync_handle(struct journal *j, char *err, size_t errsz)
+{
+  if(j->dir_dirty) {
+    if(fsync_dir(j->dir) != 0) {
+      seterr(err, errsz, "cannot fsync directory %s: %s", j->dir, strerror(errno));
+      return -1;
+    }
+    j->dir_dirty = false;
+  }
+  int fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+  if(fd < 0)
+    seterr(err, errsz, "cannot sync %s: %s", j->path, strerror(errno));
+  return fd;
+}
+
+int journal_sync(int fd, const char *what, char *err, size_t errsz)
+{
+  int rc = fdatasync(fd);
+  if(rc != 0)
+    seterr(err, errsz, "cannot sync %s: %s", what, strerror(errno));
+  close(fd);
+  return rc == 0 ? 0 : -1;
+}
+
+int journal_unappend(struct journal *j, uint64_t off, size_t len)
+{
+  if(j->size != off + len + 1)
+    return -1;
+  j->size = off;
+  j->records--;
+  rollback(j);
+  return 0;
+}
+
 int journal_read(struct journal *j, uint64_t off, size_t len, char *buf, char *err, size_t errsz)
 {
   if(off + len > j->size) {

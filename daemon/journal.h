@@ -53,6 +53,21 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
 int journal_append(struct journal *j, const char *line, size_t len, bool durable, uint64_t *off,
                    char *err, size_t errsz);
 
+/* A durable append without holding the caller's lock across the flush
+ * (the delivery engine appends its "try"/"done" records under the same
+ * lock, and must not wait out an fdatasync). Under the lock: journal_append
+ * with durable = false, then journal_sync_handle, which returns a duplicate
+ * of the file's descriptor (or -1 with err). Outside it: journal_sync,
+ * which fdatasyncs and closes that descriptor (0, or -1 with err). A
+ * compaction in between is harmless: it fsyncs the new file, our record
+ * included, before it renames it into place. */
+int journal_sync_handle(struct journal *j, char *err, size_t errsz);
+int journal_sync(int fd, const char *what, char *err, size_t errsz);
+
+/* Cut the record at off (len bytes, as appended) back off the file if it
+ * is still the last one. Returns 0, or -1 if other records followed it. */
+int journal_unappend(struct journal *j, uint64_t off, size_t len);
+
 /* Read len bytes at off (a line located by load, append or rewrite). */
 int journal_read(struct journal *j, uint64_t off, size_t len, char *buf, char *err, size_t errsz);
 

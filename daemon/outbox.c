@@ -362,12 +362,35 @@ void outbox_close(struct outbox *o)
   free(o);
 }
 
+/* An appended record whose flush failed was never accepted: take it back
+ * out of memory, and off the file while it is still the last record. If
+ * the engine appended after it, it stays in the file and a restart
+ * delivers it (a duplicate at worst: the caller appends it again).
+ * Returns -1 for the caller to pass on. */
+static int unaccept(struct outbox *o, uint64_t seq)
+{
+  pthread_mutex_lock(&o->mu);
+  size_t i = find(o, seq);
+  if(i != SIZE_MAX) {
+    /* Where it is now: a compaction may have moved it. */
+    if(i == o->n - 1 && journal_unappend(o->j, o->v[i].off, o->v[i].len) == 0) {
+      o->n--;
+      o->live--;
+    } else {
+      finish(o, i);
+    }
+  }
+  pthread_mutex_unlock(&o->mu);
+  return -1;
+}
+
 int outbox_append(struct outbox *o, struct outbox_entry *e, char *err, size_t errsz)
 {
   cJSON *rec = NULL, *esc = NULL;
   char *line = NULL;
   uint64_t off;
-  int rc = -1;
+  size_t len = 0;
+  int rc = -1, sync_fd = -1;
 
   pthread_mutex_lock(&o->mu);
   if(o->limit > 0 && o->live >= o->limit) {
@@ -399,18 +422,21 @@ int outbox_append(struct outbox *o, struct outbox_entry *e, char *err, size_t er
     seterr(err, errsz, "out of memory");
     goto out;
   }
-  size_t len = strlen(line);
+  len = strlen(line);
   if(len > UINT32_MAX) {
     seterr(err, errsz, "escalation too large");
     goto out;
   }
-  if(journal_append(o->j, line, len, true, &off, err, errsz) != 0)
+  if(journal_append(o->j, line, len, false, &off, err, errsz) != 0)
     goto out;
+  if((sync_fd = journal_sync_handle(o->j, err, errsz)) < 0) {
+    journal_unappend(o->j, off, len);
+    goto out;
+  }
   o->v[o->n++] = (struct pend){
       .seq = seq, .off = off, .len = (uint32_t)len, .attempts = e->attempts, .next_ms = e->next_ms};
   o->live++;
   o->last_seq = seq;
-  e->seq = seq;
   rc = 0;
   maybe_compact(o);
 out:
@@ -418,6 +444,13 @@ out:
   cJSON_Delete(rec);
   cJSON_Delete(esc);
   free(line);
+  /* The flush, outside the lock (journal.h): the engine keeps finishing
+   * deliveries meanwhile. Only the receive thread appends, so there is no
+   * second appender to wait for. */
+  if(rc == 0 && journal_sync(sync_fd, journal_path(o->j), err, errsz) != 0)
+    rc = unaccept(o, seq);
+  if(rc == 0)
+    e->seq = seq;
   return rc;
 }
 
