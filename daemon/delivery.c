@@ -9,7 +9,11 @@
  *   submitted (locked list) -> heap (waiting for due_mono) or ready
  *   ready -> in flight (curl) -> done | heap (retry)
  *   ready -> parked on its host (per-host limit) -> unblocked -> in flight
- * Jobs over the total in-flight limit stay in `ready`. The per-host limit
+ * Jobs over the total in-flight limit stay in `ready`. An attempt still
+ * unanswered after DELIVERY_SLOW_MS stops counting against that limit (up
+ * to DELIVERY_MAX_OPEN in all): receivers that hang, a few ports of one
+ * tarpit say, would otherwise hold every slot for the whole request
+ * timeout, and every other Genie's delivery would wait behind them. The per-host limit
  * is ours rather than curl's CURLMOPT_MAX_HOST_CONNECTIONS queue because a
  * transfer waiting in curl's queue already runs down its CURLOPT_TIMEOUT
  * (curl issues #437, #4486): an easy handle is only added when it can
@@ -74,6 +78,7 @@ struct job {
   bool resp_cut;
   long retry_after; /* -1 when the final response had none */
   int opened;       /* sockets the egress guard let through */
+  bool slow;        /* in flight for DELIVERY_SLOW_MS: out of the pool */
   char refusal[128];
   char errbuf[CURL_ERROR_SIZE];
   int64_t t0;
@@ -113,8 +118,9 @@ struct delivery {
   struct jlist ready, unblocked, tests;
   struct host **hosts;
   size_t nhosts, caphosts;
-  struct job *flight; /* every job with an easy handle in the multi */
-  int inflight;       /* deliveries */
+  struct job *flight, *flight_tail; /* every job with an easy handle, newest first */
+  int inflight;                      /* deliveries */
+  int slow;                          /* of which slow */
   int tests_inflight;
   CURL *pool[EASY_POOL_MAX];
   size_t npool;
@@ -610,7 +616,10 @@ static int setup_easy(struct delivery *d, struct job *j)
   j->fnext = d->flight;
   if (d->flight)
     d->flight->fprev = j;
+  else
+    d->flight_tail = j;
   d->flight = j;
+  j->slow = false;
   return 0;
 }
 
@@ -622,7 +631,32 @@ static void flight_unlink(struct delivery *d, struct job *j)
     d->flight = j->fnext;
   if (j->fnext)
     j->fnext->fprev = j->fprev;
+  else if (d->flight_tail == j)
+    d->flight_tail = j->fprev;
   j->fprev = j->fnext = NULL;
+  if (j->slow)
+    d->slow--;
+  j->slow = false;
+}
+
+/* Marks the deliveries in flight for DELIVERY_SLOW_MS as slow, oldest
+ * first. Returns the ms until the next one turns slow, or -1 if none. */
+static int64_t mark_slow(struct delivery *d, int64_t now)
+{
+  for (struct job *j = d->flight_tail; j; j = j->fprev) {
+    if (now - j->t0 < DELIVERY_SLOW_MS)
+      return j->t0 + DELIVERY_SLOW_MS - now;
+    if (j->kind == JOB_DELIVERY && !j->slow) {
+      j->slow = true;
+      d->slow++;
+    }
+  }
+  return -1;
+}
+
+static bool pool_has_room(const struct delivery *d)
+{
+  return d->inflight - d->slow < DELIVERY_MAX_INFLIGHT && d->inflight < DELIVERY_MAX_OPEN;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -944,7 +978,8 @@ static void start_ready(struct delivery *d)
     jl_push(&d->ready, heap_pop(d));
   while (d->tests_inflight < DELIVERY_MAX_TESTS && (j = jl_pop(&d->tests)))
     start_test(d, j);
-  while (d->inflight < DELIVERY_MAX_INFLIGHT) {
+  mark_slow(d, now);
+  while (pool_has_room(d)) {
     j = jl_pop(&d->unblocked);
     if (!j)
       j = jl_pop(&d->ready);
@@ -1063,6 +1098,12 @@ static void *engine_main(void *arg)
       timeout = w < 0 ? 0 : w > IDLE_POLL_MS ? IDLE_POLL_MS : (long)w;
     } else {
       timeout = IDLE_POLL_MS;
+    }
+    if (!draining && (d->ready.n || d->unblocked.n)) {
+      /* Queued behind a full pool: wake when an attempt turns slow. */
+      int64_t ws = mark_slow(d, now);
+      if (ws >= 0 && ws < timeout)
+        timeout = (long)ws;
     }
     pthread_mutex_lock(&d->mu);
     kick = d->kick;

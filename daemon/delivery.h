@@ -71,7 +71,9 @@ int delivery_test(struct delivery *d, const struct webhook *w,
 void delivery_counters(struct delivery *d, struct delivery_counters *out);
 
 /* Limits of the engine. */
-#define DELIVERY_MAX_INFLIGHT 64  /* deliveries in flight; the rest queue */
+#define DELIVERY_MAX_INFLIGHT 64  /* deliveries in flight, slow ones aside; the rest queue */
+#define DELIVERY_SLOW_MS 2000     /* an attempt unanswered this long leaves the pool above */
+#define DELIVERY_MAX_OPEN 1024    /* deliveries in flight, slow ones included */
 #define DELIVERY_MAX_PER_HOST 16  /* in flight to one scheme://host:port */
 #define DELIVERY_MAX_TESTS 16     /* test POSTs in flight, besides the above */
 #define DELIVERY_RESPONSE_MAX (64 * 1024) /* response bytes read, then cut */
