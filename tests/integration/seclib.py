@@ -301,6 +301,17 @@ def make_self_signed(directory, dns=("localhost",), ips=("127.0.0.1", "::1")):
 # --------------------------------------------------------------------------
 
 
+def localhost_addrs():
+    """What "localhost" resolves to here. A minimal Debian root has no
+    /etc/hosts: there the name may go to DNS and come back as ::1 alone, or
+    not at all."""
+    try:
+        return sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", None,
+                                                              proto=socket.IPPROTO_TCP)})
+    except socket.gaierror:
+        return []
+
+
 class TlsBroker:
     """mosquitto with three listeners on 127.0.0.1: plain (for the test's own
     client), TLS with server authentication, and TLS requiring a client
@@ -332,9 +343,16 @@ class TlsBroker:
                     "require_certificate false\n\n"
                     "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n"
                     "require_certificate true\nuse_identity_as_username true\n\n"
-                    "# systemd/mosquitto-hgd.conf\n%s\n"
                     % (self.port, self.tls_port, self.ca, self.cert, self.key,
-                       self.mtls_port, self.ca, self.cert, self.key, snippet))
+                       self.mtls_port, self.ca, self.cert, self.key))
+            # mqtts://localhost:<tls_port> must reach the TLS listener
+            # whatever localhost resolves to.
+            for addr in localhost_addrs():
+                if addr != "127.0.0.1":
+                    f.write("listener %d %s\ncafile %s\ncertfile %s\nkeyfile %s\n"
+                            "require_certificate false\n\n"
+                            % (self.tls_port, addr, self.ca, self.cert, self.key))
+            f.write("# systemd/mosquitto-hgd.conf\n%s\n" % snippet)
         self.proc = hglib.spawn(["mosquitto", "-c", self.conf], self.log)
 
         def up():
