@@ -1,7 +1,6 @@
 /* test_outbox.c — the durable outbox: append/attempt/done, reopen, seq
  * order and continuity, the limit, compaction, a torn tail, corruption,
  * ENOSPC. */
-#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,69 +18,13 @@
 #include <cmocka.h>
 
 #include "outbox.h"
+#include "testutil.h"
 
 #define FILE_NAME "outbox.jsonl"
 
-static char g_dir[512];
-static char g_mounted[512]; /* the tmpfs of the ENOSPC test, for its teardown */
-
-static int unmount_tmpfs(void **state)
-{
-  (void)state;
-  if(g_mounted[0])
-    umount2(g_mounted, MNT_DETACH);
-  g_mounted[0] = '\0';
-  return 0;
-}
-
-static const char *fresh_dir(const char *name)
-{
-  char cmd[4096];
-  snprintf(g_dir, sizeof(g_dir), "%s/outbox-%d/%s", HG_TEST_TMP, (int)getpid(), name);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  assert_int_equal(system(cmd), 0);
-  return g_dir;
-}
-
-static char *file_path(const char *dir, char *buf, size_t n)
-{
-  snprintf(buf, n, "%s/%s", dir, FILE_NAME);
-  return buf;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_non_null(buf);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  buf[n] = '\0';
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
-static void spit(const char *path, const char *buf, size_t len)
-{
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, buf, len), (ssize_t)len);
-  close(fd);
-}
-
-static size_t count_lines(const char *path)
-{
-  size_t len, n = 0;
-  char *buf = slurp(path, &len);
-  for(size_t i = 0; i < len; i++)
-    n += buf[i] == '\n';
-  free(buf);
-  return n;
-}
+/* A fresh, empty directory for one test; the path of the file in it. */
+#define fresh_dir(name) tu_fresh_dir("outbox", name)
+#define file_path(dir, buf, n) tu_path(dir, FILE_NAME, buf, n)
 
 /* An entry for escalation number n; numbers 100 to 139 get a long summary. */
 static void make_entry(struct outbox_entry *e, int n)
@@ -521,28 +463,13 @@ static void test_enospc(void **state)
   struct outbox *o;
   struct outbox_entry e;
   snprintf(d, sizeof(d), "%s", fresh_dir("enospc"));
-  char cmd[4096];
-  snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", d);
-  assert_int_equal(system(cmd), 0);
-  if(mount("tmpfs", d, "tmpfs", 0, "size=64k,mode=0700") != 0) {
-    print_message("cannot mount a tmpfs here (%s): ENOSPC test skipped\n", strerror(errno));
-    skip();
-  }
-  snprintf(g_mounted, sizeof(g_mounted), "%s", d);
+  tu_mount_tmpfs(d);
   file_path(d, path, sizeof(path));
   assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
   uint64_t s1 = add(o, 1);
 
   snprintf(filler, sizeof(filler), "%s/filler", d);
-  int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  assert_true(fd >= 0);
-  char block[4096];
-  memset(block, 'z', sizeof(block));
-  while(write(fd, block, sizeof(block)) > 0)
-    ;
-  while(write(fd, block, 1) > 0)
-    ;
-  close(fd);
+  tu_fill_fs(filler);
   size_t before_len;
   char *before = slurp(path, &before_len);
 
@@ -683,9 +610,7 @@ static void test_kill9(void **state)
 
 int main(void)
 {
-  char cmd[4096];
-  snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", HG_TEST_TMP);
-  if(system(cmd) != 0)
+  if(tu_make_tmp_root() != 0)
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic_reopen),

@@ -1,6 +1,5 @@
 /* test_store.c — the webhook store and the journal under it: round trips,
  * compaction, a torn tail at every byte offset, corruption, ENOSPC. */
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -10,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,70 +20,13 @@
 #include "clock.h"
 #include "store.h"
 #include "uuid.h"
+#include "testutil.h"
 
 #define FILE_NAME "webhooks.jsonl"
 
-static char g_dir[512];
-static char g_mounted[512]; /* the tmpfs of the ENOSPC test, for its teardown */
-
-static int unmount_tmpfs(void **state)
-{
-  (void)state;
-  if(g_mounted[0])
-    umount2(g_mounted, MNT_DETACH);
-  g_mounted[0] = '\0';
-  return 0;
-}
-
-/* A fresh, empty directory path (not created: the store must create it). */
-static const char *fresh_dir(const char *name)
-{
-  char cmd[4096];
-  snprintf(g_dir, sizeof(g_dir), "%s/store-%d/%s", HG_TEST_TMP, (int)getpid(), name);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  assert_int_equal(system(cmd), 0);
-  return g_dir;
-}
-
-static char *file_path(const char *dir, char *buf, size_t n)
-{
-  snprintf(buf, n, "%s/%s", dir, FILE_NAME);
-  return buf;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_non_null(buf);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  buf[n] = '\0';
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
-static void spit(const char *path, const char *buf, size_t len)
-{
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, buf, len), (ssize_t)len);
-  close(fd);
-}
-
-static size_t count_lines(const char *path)
-{
-  size_t len, n = 0;
-  char *buf = slurp(path, &len);
-  for(size_t i = 0; i < len; i++)
-    n += buf[i] == '\n';
-  free(buf);
-  return n;
-}
+/* A fresh, empty directory for one test; the path of the file in it. */
+#define fresh_dir(name) tu_fresh_dir("store", name)
+#define file_path(dir, buf, n) tu_path(dir, FILE_NAME, buf, n)
 
 static void agent_n(int n, char out[UUID_STR_LEN + 1])
 {
@@ -543,14 +484,7 @@ static void test_enospc(void **state)
   struct webhook w, got;
   char id[UUID_STR_LEN + 1];
   snprintf(d, sizeof(d), "%s", fresh_dir("enospc"));
-  char cmd[4096];
-  snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", d);
-  assert_int_equal(system(cmd), 0);
-  if(mount("tmpfs", d, "tmpfs", 0, "size=64k,mode=0700") != 0) {
-    print_message("cannot mount a tmpfs here (%s): ENOSPC test skipped\n", strerror(errno));
-    skip();
-  }
-  snprintf(g_mounted, sizeof(g_mounted), "%s", d);
+  tu_mount_tmpfs(d);
   file_path(d, path, sizeof(path));
   assert_int_equal(store_open(d, &s, err, sizeof(err)), 0);
   put_row(s, 1, "https://one.example/");
@@ -558,15 +492,7 @@ static void test_enospc(void **state)
 
   /* Fill the file system to the last byte. */
   snprintf(filler, sizeof(filler), "%s/filler", d);
-  int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  assert_true(fd >= 0);
-  char block[4096];
-  memset(block, 'z', sizeof(block));
-  while(write(fd, block, sizeof(block)) > 0)
-    ;
-  while(write(fd, block, 1) > 0)
-    ;
-  close(fd);
+  tu_fill_fs(filler);
 
   size_t before_len;
   char *before = slurp(path, &before_len);
@@ -789,9 +715,7 @@ static void test_load_100k(void **state)
 
 int main(void)
 {
-  char cmd[4096];
-  snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", HG_TEST_TMP);
-  if(system(cmd) != 0)
+  if(tu_make_tmp_root() != 0)
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_put_get_delete_reopen),
