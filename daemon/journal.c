@@ -34,6 +34,9 @@ struct journal {
   char *path;
   char *tmppath;
   uint64_t size;  /* bytes of complete records */
+  uint64_t alloc; /* length of the file: past size, zero bytes (the reserve) */
+  size_t reserve; /* bytes to zero-fill ahead of appends; 0 = none */
+  uint64_t no_reserve_until; /* a failed fill: plain appends up to here */
   size_t records; /* complete lines in the file */
   bool broken;    /* a failed append could not be cut back yet */
   bool dir_dirty; /* the last rename is not known to be durable */
@@ -161,9 +164,19 @@ int journal_open(const char *dir, const char *name, struct journal **out, char *
   if(unlink(j->tmppath) == 0)
     log_event(LOG_LVL_WARN, "journal.stale_tmp", "file=%s action=removed", j->tmppath);
 
-  j->fd = open(j->path, O_RDWR | O_APPEND | O_CLOEXEC);
+  /* No O_APPEND: appends are pwrite()s at the end of the records, which
+   * may lie before the end of the file (the reserve); Linux would ignore
+   * the offset of a pwrite() on an O_APPEND descriptor. */
+  /* O_NOFOLLOW: a link planted in the state directory must not make hgd
+   * write, chmod or lock a file elsewhere. */
+  j->fd = open(j->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if(j->fd < 0 && errno == ELOOP) {
+    seterr(err, errsz, "%s is a symbolic link: hgd keeps its state files in the state directory "
+                       "itself (replace the link with the file)", j->path);
+    goto fail;
+  }
   if(j->fd < 0 && errno == ENOENT) {
-    j->fd = open(j->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    j->fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if(j->fd >= 0 && fsync_dir(j->dir) != 0) {
       seterr(err, errsz, "cannot fsync directory %s: %s", j->dir, strerror(errno));
       goto fail;
@@ -200,7 +213,7 @@ int journal_open(const char *dir, const char *name, struct journal **out, char *
       log_event(LOG_LVL_ERROR, "journal.mode", "file=%s mode=%04o error=\"cannot chmod 0600: %s\"",
                 j->path, (unsigned)(st.st_mode & 07777), strerror(errno));
   }
-  j->size = (uint64_t)st.st_size;
+  j->size = j->alloc = (uint64_t)st.st_size;
   *out = j;
   return 0;
 fail:
@@ -318,9 +331,14 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
     seterr(err, errsz, "cannot read %s: %s", j->path, strerror(errno));
     goto out;
   }
-  while(pos < size) {
+  /* Zero bytes at the end are the reserve (journal_reserve), or what a
+   * crash left of a fill: free room, not records. */
+  size_t end = size;
+  while(end > 0 && buf[end - 1] == '\0')
+    end--;
+  while(pos < end) {
     char *line = buf + pos;
-    char *nl = memchr(line, '\n', size - pos);
+    char *nl = memchr(line, '\n', end - pos);
     char why[256];
     size_t at;
 
@@ -346,18 +364,21 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
     records++;
     pos = (size_t)(nl - buf) + 1;
   }
-  if(pos < size) {
+  if(pos < end) {
     /* A crash during an append: that record was never acknowledged. Cut
-     * it, or the next append would glue onto it and corrupt a good line. */
+     * it, or the next append would glue onto it and corrupt a good line
+     * (the reserve after it goes too; the next append makes a new one). */
     log_event(LOG_LVL_WARN, "journal.torn_tail", "file=%s offset=%zu dropped_bytes=%zu", j->path,
-              pos, size - pos);
+              pos, end - pos);
     if(ftruncate(j->fd, (off_t)pos) != 0 || fdatasync(j->fd) != 0) {
       seterr(err, errsz, "%s: cannot cut the torn last record at byte offset %zu: %s", j->path, pos,
              strerror(errno));
       goto out;
     }
+    size = pos;
   }
   j->size = pos;
+  j->alloc = size;
   j->records = records;
   rc = 0;
 out:
@@ -374,6 +395,52 @@ static void rollback(struct journal *j)
     log_event(LOG_LVL_ERROR, "journal.truncate_failed", "file=%s offset=%" PRIu64 " error=\"%s\"",
               j->path, j->size, strerror(errno));
   }
+  j->alloc = j->size; /* the reserve went with the cut */
+}
+
+void journal_reserve(struct journal *j, size_t bytes)
+{
+  j->reserve = bytes;
+}
+
+/* Make room for need more bytes after the records: allocate and zero-fill
+ * the next reserve bytes of the file and sync that once, so that the
+ * appends landing there change no file size or extent and their fdatasync
+ * is a plain data flush (no filesystem journal commit). If the disk has no
+ * room for a whole reserve, appends go on plainly, extending the file, and
+ * the fill is tried again only after another reserve's worth of them. */
+static void fill_reserve(struct journal *j, size_t need)
+{
+  static const char zeros[65536];
+  uint64_t to = j->size + need + j->reserve;
+  uint64_t at = j->alloc;
+
+  if(j->reserve == 0 || j->size + need <= j->alloc || j->size < j->no_reserve_until)
+    return;
+  to = (to + 4095) & ~(uint64_t)4095;
+  if(fallocate(j->fd, 0, (off_t)at, (off_t)(to - at)) != 0 && errno != EOPNOTSUPP)
+    goto fail;
+  /* fallocate leaves "unwritten" extents: writing them converts them once,
+   * here, instead of in the first fdatasync of every block. */
+  while(at < to) {
+    size_t n = to - at < sizeof(zeros) ? (size_t)(to - at) : sizeof(zeros);
+    ssize_t w = pwrite(j->fd, zeros, n, (off_t)at);
+    if(w < 0 && errno == EINTR)
+      continue;
+    if(w <= 0)
+      goto fail;
+    at += (uint64_t)w;
+  }
+  if(fdatasync(j->fd) != 0)
+    goto fail;
+  j->alloc = to;
+  return;
+fail:
+  log_event(LOG_LVL_DEBUG, "journal.reserve_failed", "file=%s bytes=%zu error=\"%s\"", j->path,
+            j->reserve, strerror(errno));
+  j->no_reserve_until = j->size + j->reserve;
+  if(ftruncate(j->fd, (off_t)j->alloc) != 0)
+    rollback(j);
 }
 
 int journal_append(struct journal *j, const char *line, size_t len, bool durable, uint64_t *off,
@@ -393,6 +460,7 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
       return -1;
     }
     j->broken = false;
+    j->alloc = j->size;
   }
   if(durable && j->dir_dirty) {
     if(fsync_dir(j->dir) != 0) {
@@ -414,9 +482,10 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
   }
   memcpy(j->scratch, line, len);
   j->scratch[len] = '\n';
+  fill_reserve(j, len + 1);
 
   do
-    n = write(j->fd, j->scratch, len + 1);
+    n = pwrite(j->fd, j->scratch, len + 1, (off_t)j->size);
   while(n < 0 && errno == EINTR);
   if(n != (ssize_t)(len + 1)) {
     if(n < 0) {
@@ -424,7 +493,7 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
     } else {
       /* A short write does not say why; asking again does (ENOSPC). */
       e = EIO;
-      if(write(j->fd, j->scratch + n, len + 1 - (size_t)n) < 0)
+      if(pwrite(j->fd, j->scratch + n, len + 1 - (size_t)n, (off_t)(j->size + (uint64_t)n)) < 0)
         e = errno;
     }
     rollback(j);
@@ -440,6 +509,8 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
   if(off)
     *off = j->size;
   j->size += len + 1;
+  if(j->alloc < j->size)
+    j->alloc = j->size;
   j->records++;
   return 0;
 }
@@ -517,8 +588,9 @@ int journal_rewrite_begin(struct journal *j, struct journal_rewrite **out, char 
     return -1;
   }
   rw->j = j;
-  /* O_APPEND: this fd becomes the journal's after the rename. */
-  rw->fd = open(j->tmppath, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  /* Written in order from offset 0; after the rename this descriptor is
+   * the journal's, which appends with pwrite() (no O_APPEND, see open). */
+  rw->fd = open(j->tmppath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if(rw->fd < 0) {
     seterr(err, errsz, "cannot create %s: %s", j->tmppath, strerror(errno));
     wipe_free(rw->buf, REWRITE_BUF);
@@ -593,7 +665,8 @@ int journal_rewrite_commit(struct journal_rewrite *rw, char *err, size_t errsz)
   /* From here the new file is the journal whatever happens next. */
   close(j->fd);
   j->fd = rw->fd;
-  j->size = rw->size;
+  j->size = j->alloc = rw->size;
+  j->no_reserve_until = 0;
   j->records = rw->records;
   j->broken = false;
   wipe_free(rw->buf, REWRITE_BUF);

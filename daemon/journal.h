@@ -5,9 +5,11 @@
  * crash and are cut off at load (with a log line). Any other line that does
  * not parse stops the load, and the file is then left exactly as it is.
  *
- * Appends are one write() of the whole line; if it fails or is short (ENOSPC,
- * EIO) the file is cut back to its previous length, so no partial record
- * stays between two good ones. "Durable" appends are followed by fdatasync.
+ * Appends are one pwrite() of the whole line at the end of the records; if
+ * it fails or is short (ENOSPC, EIO) the file is cut back to its previous
+ * length, so no partial record stays between two good ones. "Durable"
+ * appends are followed by fdatasync. Zero bytes at the end of the file are
+ * free room (journal_reserve), not records.
  *
  * Compaction writes a new file <path>.tmp (0600), fsyncs it, renames it over
  * the journal and fsyncs the directory: a crash leaves the old or the new
@@ -46,6 +48,14 @@ void journal_close(struct journal *j);
  * recover) and the file is untouched. Returns 0 or -1. */
 int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, size_t errsz);
 
+/* Keep bytes of zero-filled, synced room after the records (0, the
+ * default: none). An append that lands in that room changes neither the
+ * file's size nor its extents, so its fdatasync is a data flush without a
+ * filesystem journal commit: about half the latency and the CPU of an
+ * append that grows the file (docs/BENCHMARKS.md). The file then ends in
+ * zero bytes, which journal_load reads as free room; the outbox uses it. */
+void journal_reserve(struct journal *j, size_t bytes);
+
 /* Append one record: line is compact JSON text of len bytes without '\n'.
  * durable: fdatasync before returning. *off (may be NULL) receives the
  * offset of the line. Returns 0, or -1 with err (strerror text); then the
@@ -73,7 +83,7 @@ int journal_read(struct journal *j, uint64_t off, size_t len, char *buf, char *e
 
 /* Records in the file (complete lines loaded, appended or rewritten). */
 size_t journal_records(const struct journal *j);
-/* Length of the file in bytes. */
+/* Bytes of complete records (the reserve not counted). */
 uint64_t journal_size(const struct journal *j);
 const char *journal_path(const struct journal *j);
 

@@ -200,6 +200,31 @@ class TestStateFileModes(HgTestCase):
         finally:
             self.assertEqual(h.stop(), 0)
 
+    def test_symlinked_state_file_refused(self):
+        # A link planted in the state directory made hgd use, and chmod
+        # 0600, a file elsewhere (found by hostile testing).
+        e = self.env
+        for name in ("webhooks.jsonl", "outbox.jsonl"):
+            with self.subTest(name=name):
+                sd = os.path.join(e.tmp, "state-link-" + name.split(".")[0])
+                os.makedirs(sd, mode=0o700)
+                target = os.path.join(e.tmp, "elsewhere-" + name)
+                with open(target, "w") as f:
+                    f.write("")
+                os.chmod(target, 0o644)
+                os.symlink(target, os.path.join(sd, name))
+                h = seclib.SecHgd(e, e.instance + "-link-" + name[0], allow_net=["127.0.0.0/8"],
+                                  state_dir=sd)
+                h.start(wait=False)
+                hglib.wait_until(lambda: not h.running(), 10, what="hgd to refuse the link")
+                self.assertEqual(h.proc.returncode, 1)
+                log = h.log_text()
+                self.assertIn(os.path.join(sd, name), log)
+                self.assertIn("symbolic link", log)
+                self.assertEqual(mode(target), 0o644, "the link's target was chmodded")
+                with open(target) as f:
+                    self.assertEqual(f.read(), "", "the link's target was written")
+
 
 if __name__ == "__main__":
     hglib.main()

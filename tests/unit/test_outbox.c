@@ -308,6 +308,51 @@ static void test_compaction(void **state)
   outbox_close(o);
 }
 
+static size_t file_size(const char *path)
+{
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return (size_t)st.st_size;
+}
+
+/* Appends land in zero-filled room made ahead (journal_reserve): the file
+ * does not grow with each one (so their fdatasync commits no size change),
+ * it grows by a whole reserve when the room runs out, and a reopen reads
+ * the zero bytes as room, not as records or a torn tail. */
+static void test_reserve(void **state)
+{
+  (void)state;
+  char d[512], path[600], err[1024];
+  struct outbox *o;
+  snprintf(d, sizeof(d), "%s", fresh_dir("reserve"));
+  file_path(d, path, sizeof(path));
+  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
+  add(o, 1);
+  size_t first = file_size(path), rec1 = records_len(path);
+  assert_true(first >= rec1 + 512 * 1024);
+  for(int i = 2; i <= 200; i++)
+    add(o, i);
+  assert_int_equal(file_size(path), first);
+  assert_true(records_len(path) > 150 * rec1);
+  for(int i = 0; i < 100000 && file_size(path) == first; i++)
+    add(o, 7);
+  assert_true(file_size(path) >= first + 512 * 1024); /* ran out: a new reserve */
+  assert_true(records_len(path) > first - 4096);
+  size_t recs = records_len(path);
+  outbox_close(o);
+  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
+  assert_int_equal(outbox_pending(o), count_lines(path));
+  assert_int_equal(records_len(path), recs);
+  uint64_t next = add(o, 10);
+  assert_int_equal(next, count_lines(path));
+  outbox_close(o);
+  size_t len, end = records_len(path);
+  char *text = slurp(path, &len);
+  assert_true(end > recs);
+  assert_null(memchr(text, '\0', end)); /* appended after the records, not after the room */
+  free(text);
+}
+
 /* Cut the file at every byte offset: each complete line counts, the torn
  * one does not, nothing crashes. */
 #define OPS 8
@@ -360,23 +405,33 @@ static void test_torn_tail_every_offset(void **state)
       expect[k + 1][3] = -1;
       break;
     }
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    ends[k] = (size_t)st.st_size;
+    ends[k] = records_len(path);
   }
   outbox_close(o);
-  size_t full;
-  char *orig = slurp(path, &full);
+  size_t full, size;
+  char *orig = slurp(path, &size);
+  full = records_len(path);
   assert_int_equal(full, ends[OPS - 1]);
+  assert_true(size > full); /* the outbox keeps zero-filled room ahead */
+  for(size_t i = full; i < size; i++)
+    assert_int_equal(orig[i], 0);
 
+  /* Each cut twice: as the file was cut (zero == 0), and with a reserve of
+   * zero bytes after the cut (zero == 1: a crash in the middle of an append
+   * into the reserve), which must be kept when nothing was torn. */
   char td[600], tpath[700];
   snprintf(td, sizeof(td), "%s/../torn-cut", d);
-  for(size_t cut = 0; cut <= full; cut++) {
-    char cmd[4096];
+  for(size_t pass = 0; pass <= 2 * full + 1; pass++) {
+    size_t cut = pass / 2;
+    bool zero = pass % 2;
+    char cmd[4096], *cutbuf = calloc(1, cut + 4096);
+    assert_non_null(cutbuf);
+    memcpy(cutbuf, orig, cut);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", td, td);
     assert_int_equal(system(cmd), 0);
     file_path(td, tpath, sizeof(tpath));
-    spit(tpath, orig, cut);
+    spit(tpath, cutbuf, zero ? cut + 4096 : cut);
+    free(cutbuf);
     size_t k = 0;
     while(k < OPS && ends[k] <= cut)
       k++;
@@ -400,8 +455,11 @@ static void test_torn_tail_every_offset(void **state)
     size_t now;
     char *after = slurp(tpath, &now);
     size_t keep = k ? ends[k - 1] : 0;
-    assert_int_equal(now, keep);
+    /* torn: cut back to the last record; not torn: the file as it was */
+    assert_int_equal(now, keep < cut || !zero ? keep : cut + 4096);
     assert_memory_equal(after, orig, keep);
+    for(size_t i = keep; i < now; i++)
+      assert_int_equal(after[i], 0);
     free(after);
   }
   free(orig);
@@ -618,6 +676,7 @@ int main(void)
       cmocka_unit_test(test_limit),
       cmocka_unit_test(test_foreach_reentrant),
       cmocka_unit_test(test_compaction),
+      cmocka_unit_test(test_reserve),
       cmocka_unit_test(test_torn_tail_every_offset),
       cmocka_unit_test(test_corruption_refused),
       cmocka_unit_test_teardown(test_enospc, unmount_tmpfs),

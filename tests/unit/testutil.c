@@ -65,6 +65,16 @@ void spit(const char *path, const char *buf, size_t len)
   close(fd);
 }
 
+size_t records_len(const char *path)
+{
+  size_t len;
+  char *buf = slurp(path, &len);
+  while(len > 0 && buf[len - 1] == '\0')
+    len--;
+  free(buf);
+  return len;
+}
+
 size_t count_lines(const char *path)
 {
   size_t len, n = 0;

@@ -25,6 +25,9 @@ char *tu_path(const char *dir, const char *file, char *buf, size_t n);
 char *slurp(const char *path, size_t *len);
 /* Replaces the file at path with len bytes of buf (mode 0600). */
 void spit(const char *path, const char *buf, size_t len);
+/* The length of the records in the file at path: its size less the zero
+ * bytes at its end (a journal's reserve, journal_reserve). */
+size_t records_len(const char *path);
 /* How many '\n' the file at path holds. */
 size_t count_lines(const char *path);
 
