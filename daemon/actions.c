@@ -22,12 +22,25 @@ static const char *const action_names[] = {"get", "upsert", "delete", "test"};
  * documents subscribers trust to come from hgd (status, fields, delivery
  * events) or messages hgd acts on. So: no wildcards, no '$' topics, no
  * control characters, nothing under the root but <root>/reply/…. */
+#define HG_REPLY_TOPIC_MAX 1024
+#define HG_REPLY_TOPIC_LEVELS 32
+
 static const char *reply_topic_problem(const struct hgd *app, const char *t)
 {
   size_t n = strlen(t), rl = strlen(app->cfg.topic_root);
 
-  if(n > 65535)
+  size_t levels = 1;
+
+  /* Brokers drop a client that publishes past their topic limits (mosquitto
+   * at 200 levels, EMQX at 128 by default), and Paho then sends the queued
+   * reply again after every reconnect: one request would keep hgd off the
+   * broker. Far below those limits, far above any real reply topic. */
+  if(n > HG_REPLY_TOPIC_MAX)
     return "too long";
+  for(const char *p = t; *p; p++)
+    levels += *p == '/';
+  if(levels > HG_REPLY_TOPIC_LEVELS)
+    return "too many topic levels";
   if(strpbrk(t, "+#"))
     return "wildcard";
   if(t[0] == '$')
