@@ -83,7 +83,8 @@ static int from_object(const cJSON *root, struct escalation *out, char *err, siz
     if (!cJSON_IsObject(v))
       return fail(err, errsz, "%s must be an object", "fields");
     out->fields = cJSON_Duplicate(v, 1);
-    if (!out->fields)
+    /* Passed through to the receiver: as sent, not as cJSON rounds it. */
+    if (!out->fields || jsonutil_exact_numbers(out->fields) != 0)
       return fail(err, errsz, "%s", "out of memory");
   }
   return 0;

@@ -188,6 +188,30 @@ out:
   return root;
 }
 
+int jsonutil_exact_numbers(cJSON *item)
+{
+  for (; item; item = item->next) {
+    if (cJSON_IsNumber(item)) {
+      char text[32];
+      double d = item->valuedouble;
+      for (int prec = 15; prec <= 17; prec++) {
+        snprintf(text, sizeof text, "%.*g", prec, d);
+        if (strtod(text, NULL) == d)
+          break;
+      }
+      char *raw = malloc(strlen(text) + 1);
+      if (!raw)
+        return -1;
+      memcpy(raw, text, strlen(text) + 1);
+      item->type = cJSON_Raw;
+      item->valuestring = raw;
+    }
+    if (item->child && jsonutil_exact_numbers(item->child) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 char *jsonutil_print(const cJSON *item)
 {
   if (!item)

@@ -16,6 +16,16 @@
  * garbage. On failure returns NULL and writes a short reason to err. */
 cJSON *jsonutil_parse(const void *buf, size_t len, size_t maxlen, char *err, size_t errsz);
 
+/* Turn every number in item (and below) into a raw node holding the
+ * shortest text that reads back as exactly the same double. cJSON prints
+ * a number with 15 digits whenever those come "close enough", so a value a
+ * call node sent (8999999999999999, 0.30000000000000004, DBL_MAX) would
+ * reach the receiver changed; for values we pass through untouched (an
+ * escalation's fields) that is not ours to do. The raw text is then copied
+ * and printed verbatim. Returns 0, or -1 out of memory (item partly done,
+ * still valid). */
+int jsonutil_exact_numbers(cJSON *item);
+
 /* Compact JSON text of item (malloc'd, caller frees), or NULL. */
 char *jsonutil_print(const cJSON *item);
 

@@ -76,6 +76,7 @@ struct job {
   size_t resplen;
   size_t received;
   bool resp_cut;
+  bool head_done; /* the blank line that ends the response's headers came */
   long retry_after; /* -1 when the final response had none */
   int opened;       /* sockets the egress guard let through */
   bool slow;        /* in flight for DELIVERY_SLOW_MS: out of the pool */
@@ -399,6 +400,7 @@ static void attempt_reset(struct delivery *d, struct job *j)
   j->resp = NULL;
   j->resplen = j->received = 0;
   j->resp_cut = false;
+  j->head_done = false;
   j->retry_after = -1;
   j->opened = 0;
   j->refusal[0] = '\0';
@@ -480,6 +482,11 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 
   if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     j->retry_after = -1; /* a new response (after a 1xx) starts over */
+    j->head_done = false;
+  } else if ((n == 2 && buf[0] == '\r' && buf[1] == '\n') || (n == 1 && buf[0] == '\n')) {
+    /* curl takes a connection closed inside the headers as their end and
+     * reports success: only this line says they were all there. */
+    j->head_done = true;
   } else if (n > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
     char v[64];
     size_t vl = n - (sizeof(name) - 1);
@@ -880,9 +887,20 @@ static void complete_attempt(struct delivery *d, struct job *j, CURLcode rc, boo
   }
   if (status < 200)
     status = 0; /* an interim 1xx is no answer */
-  if (status > 0) {
-    /* The receiver answered: its status decides, even when reading the
-     * rest of the body failed or was cut at the limit. */
+  if (status > 0 &&
+      (!j->head_done || (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && j->resp_cut)))) {
+    /* A status line, then no complete response: headers that never end,
+     * a timeout or a reset in the body. The receiver may never have taken
+     * the escalation in, so this is a network error (retried), not its
+     * status; only the body cut at our own limit still counts. */
+    const char *why = rc != CURLE_OK ? (j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc))
+                                     : "connection closed inside the response headers";
+    snprintf(err, sizeof(err), "%s (after HTTP %ld)", why, status);
+    status = 0;
+    v = RETRY_AGAIN;
+  } else if (status > 0) {
+    /* The receiver answered: its status decides, even when the body was
+     * cut at the limit. */
     v = retry_classify_status(status);
   } else if (j->opened == 0 && j->refusal[0]) {
     snprintf(err, sizeof(err), "%s", j->refusal);

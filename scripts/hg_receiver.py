@@ -208,11 +208,14 @@ class Request:
 
 class Response:
     """One scripted answer: status, extra headers, body; hang (seconds) is a
-    delay before answering; close=True drops the connection without answer."""
+    delay before answering; close=True drops the connection without answer;
+    partial="headers" sends the status line and half a header, partial="body"
+    the headers and part of the announced body, and then drops the
+    connection (a receiver that dies mid-answer)."""
 
-    def __init__(self, status=200, body="ok", headers=None, hang=0.0, close=False):
+    def __init__(self, status=200, body="ok", headers=None, hang=0.0, close=False, partial=None):
         self.status, self.body, self.headers = status, body, dict(headers or {})
-        self.hang, self.close = hang, close
+        self.hang, self.close, self.partial = hang, close, partial
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -253,6 +256,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 pass
             return
         data = _b(resp.body)
+        if resp.partial:
+            self.close_connection = True
+            try:
+                if resp.partial == "headers":
+                    self.wfile.write(b"HTTP/1.1 %d OK\r\nX-Partial: " % resp.status)
+                else:
+                    self.send_response(resp.status)
+                    self.send_header("Content-Length", str(len(data) + 1000))
+                    self.end_headers()
+                    self.wfile.write(data)
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         try:
             self.send_response(resp.status)
             for k, v in resp.headers.items():

@@ -126,6 +126,28 @@ class TestRetries(RetryCase):
         self.assertGreaterEqual(gap, 1.0, "request timeout is 1 s")
         self.assertLess(gap, 3.0, "the attempt was not cut at the request timeout")
 
+    def test_incomplete_answer_retried(self):
+        # A 200 status line and then no complete response (headers cut off,
+        # or a body shorter than announced, then the connection dropped) is
+        # no delivery: the receiver may never have taken it in. It counted
+        # as delivered before (found by hostile testing).
+        for partial in ("headers", "body"):
+            with self.subTest(partial=partial):
+                agent, path = self.hook([Response(200, partial=partial), Response(200)])
+                eid = self.escalate(agent)
+                ev = self.final_event(agent, eid)
+                self.assertEqual((ev["state"], ev["attempt"]), ("delivered", 2))
+                first = self.events(agent, eid)[0]
+                self.assertEqual(first["state"], "retrying")
+                self.assertNotIn("status", first, "an unfinished answer has no status")
+                self.assertIn("after HTTP 200", first.get("error", ""))
+                # the test action says so too, instead of status 200
+                self.rx.program(path, [Response(200, partial=partial)])
+                r = self.env.request("test", {"agentId": agent})
+                self.assertOk(r)
+                self.assertNotIn("status", r.data["result"])
+                self.assertIn("after HTTP 200", r.data["result"].get("error", ""))
+
     def test_dropped_connection_retried(self):
         # Two drops: curl itself re-sends a request once when a reused
         # keep-alive connection dies before any answer (same attempt

@@ -1323,6 +1323,60 @@ static void test_payload_default_and_custom(void **state)
   webhook_clear(&w);
 }
 
+/* Numbers in fields reach the receiver (body and signed message) as the
+ * same doubles the call node sent: cJSON alone prints 15 digits whenever
+ * they come "close", turning 8999999999999999 into 9e+15 and DBL_MAX into
+ * 1.79769313486232e+308 (infinity to a reader). Kept through the outbox's
+ * text form too. */
+static void test_payload_exact_numbers(void **state)
+{
+  (void)state;
+  struct webhook w;
+  struct escalation e, back;
+  struct payload_meta m = {"7b6f1f0e-3f0a-4c53-9a4e-2d1c8b7e9f10", "escalation", 0};
+  char err[256];
+  const char *want = "{\"a\":8999999999999999,\"b\":0.30000000000000004,"
+                     "\"c\":1.7976931348623157e+308,\"d\":[1.5,-2,1e+21,0.1],\"e\":{\"x\":123456789012}}";
+
+  assert_int_equal(upsert("{" BASE ",\"secret\":\"k\",\"custom_fields\":[\"a\",\"b\",\"c\",\"d\","
+                          "\"e\",{\"key\":\"a\",\"useForSignature\":true}]}",
+                          false, &w, err, sizeof err),
+                   -1); /* duplicate key: refused, as it should be */
+  assert_int_equal(upsert("{" BASE ",\"secret\":\"k\",\"custom_fields\":[{\"key\":\"a\","
+                          "\"useForSignature\":true},\"b\",{\"key\":\"c\",\"useForSignature\":true},"
+                          "\"d\",\"e\"]}",
+                          false, &w, err, sizeof err),
+                   0);
+  assert_int_equal(esc("{\"fields\":{\"a\":8999999999999999,\"b\":0.30000000000000004,"
+                       "\"c\":1.7976931348623157e308,\"d\":[1.5,-2,1e21,0.1],\"e\":{\"x\":123456789012}}}",
+                       &e, err),
+                   0);
+  for (int round = 0; round < 2; round++) {
+    cJSON *o = payload_build(&w, &e, &m);
+    char *s = jsonutil_print(o);
+    assert_string_equal(s, want);
+    size_t len;
+    char *msg = payload_signed_message(&w, o, s, &len);
+    assert_string_equal(msg, "8999999999999999.1.7976931348623157e+308");
+    free(msg);
+    free(s);
+    cJSON_Delete(o);
+    /* the outbox's way: to text, parsed again, from_json */
+    cJSON *j = escalation_to_json(&e);
+    char *text = jsonutil_print(j);
+    cJSON_Delete(j);
+    j = jsonutil_parse(text, strlen(text), 1 << 20, err, sizeof err);
+    assert_non_null(j);
+    free(text);
+    assert_int_equal(escalation_from_json(j, &back), 0);
+    cJSON_Delete(j);
+    escalation_clear(&e);
+    e = back;
+  }
+  escalation_clear(&e);
+  webhook_clear(&w);
+}
+
 static void test_payload_test_escalation(void **state)
 {
   (void)state;
@@ -1389,6 +1443,7 @@ int main(void)
       cmocka_unit_test(test_webhook_json_forms),
       cmocka_unit_test(test_escalation),
       cmocka_unit_test(test_payload_default_and_custom),
+      cmocka_unit_test(test_payload_exact_numbers),
       cmocka_unit_test(test_payload_test_escalation),
       cmocka_unit_test(test_stdwh_errors),
   };
