@@ -11,6 +11,7 @@
 #include <math.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -284,12 +285,82 @@ void request_close(struct request_conn *c)
   free(c);
 }
 
+/* MQTTClient_subscribe5 blocks for the SUBACK for Paho's command timeout,
+ * which may not be set below 5 s: a broker that never answers would hold
+ * hgctl past --timeout. This guard ends hgctl at the deadline instead, with
+ * the exit status and message of any other timeout. */
+struct sub_guard {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  int64_t deadline;
+  char msg[400];
+};
+
+static void *sub_guard_run(void *arg)
+{
+  struct sub_guard *g = arg;
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t wait = g->deadline - clock_mono_ms();
+  if (wait < 0)
+    wait = 0;
+  ts.tv_sec += (time_t)(wait / 1000);
+  ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&g->mu);
+  while (!g->done)
+    if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) != 0)
+      break;
+  bool fire = !g->done;
+  pthread_mutex_unlock(&g->mu);
+  if (fire) {
+    ssize_t w = write(STDERR_FILENO, g->msg, strlen(g->msg));
+    (void)w;
+    _exit(HGCTL_EBROKER);
+  }
+  return NULL;
+}
+
 static int subscribe(struct request_conn *c, const char *filter)
 {
   MQTTSubscribe_options opts = MQTTSubscribe_options_initializer;
+  struct sub_guard g = {.deadline = c->deadline};
+  pthread_condattr_t ca;
+  pthread_t guard;
+  bool guarded = false;
+  int64_t left = remaining_ms(c);
+
+  snprintf(g.msg, sizeof(g.msg), "hgctl: %s: %s did not answer the subscription within %g s\n",
+           HGCTL_CODE_TIMEOUT, c->where, c->cfg->timeout);
+  pthread_mutex_init(&g.mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&g.cv, &ca);
+  pthread_condattr_destroy(&ca);
+  MQTTClient_setCommandTimeout(c->client, (unsigned long)(left > 5000 ? left : 5000));
+  guarded = pthread_create(&guard, NULL, sub_guard_run, &g) == 0;
   MQTTResponse resp = MQTTClient_subscribe5(c->client, filter, 1, &opts, NULL);
+  if (guarded) {
+    pthread_mutex_lock(&g.mu);
+    g.done = true;
+    pthread_cond_signal(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(guard, NULL);
+  }
+  pthread_cond_destroy(&g.cv);
+  pthread_mutex_destroy(&g.mu);
   int reason = (int)resp.reasonCode;
   MQTTResponse_free(resp);
+  if (reason < 0 && remaining_ms(c) == 0 && MQTTClient_isConnected(c->client)) {
+    render_error(HGCTL_CODE_TIMEOUT, "%s did not answer the subscription within %g s", c->where,
+                 c->cfg->timeout);
+    return HGCTL_EBROKER;
+  }
   if (reason < 0) {
     lost_connection(c, "while subscribing");
     return HGCTL_EBROKER;

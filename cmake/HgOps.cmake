@@ -71,7 +71,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # NEEDED .so on Debian 12), at the versions dpkg-shlibdeps derives from the
 # symbols used; tests/integration/test_ops_package.py checks both.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libc6 (>= 2.34), libcjson1 (>= 1.7.13), libcurl4 (>= 7.68.0), libpaho-mqtt1.3 (>= 1.3.0), libsystemd0, libwolfssl35 (>= 5.2.0)")
+  "libc6 (>= 2.34), libcjson1 (>= 1.7.13), libcurl4 (>= 7.68.0), libpaho-mqtt1.3 (>= 1.3.8), libsystemd0, libwolfssl35 (>= 5.2.0)")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "mosquitto, mosquitto-clients")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

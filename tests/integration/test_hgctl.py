@@ -8,7 +8,9 @@ import os
 import pty
 import re
 import select
+import socket
 import subprocess
+import threading
 import time
 import uuid
 
@@ -310,6 +312,40 @@ class TestHgctl(HgTestCase):
                            global_args=["--topic-root", "nobody/serves", "--timeout", "1"])
         self.assertEqual(r.returncode, 3, "rc=%d stderr=%r" % (r.returncode, r.stderr))
         self.assertLess(time.monotonic() - t, 6, "--timeout 1 honoured")
+
+    def test_silent_broker_timeout_honoured(self):
+        # A broker that accepts the connection (CONNACK) and then never
+        # answers the subscription: hgctl waited Paho's 10 s command timeout
+        # whatever --timeout said (found by hostile testing).
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        held = []
+
+        def serve():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                c.recv(65536)
+                c.sendall(b"\x20\x03\x00\x00\x00")  # MQTT v5 CONNACK, success
+                held.append(c)
+        threading.Thread(target=serve, daemon=True).start()
+        try:
+            for timeout in (2, 12):
+                t = time.monotonic()
+                r = self.env.hgctl("webhook", "get", new_agent(), port=srv.getsockname()[1],
+                                   global_args=["--timeout", str(timeout)])
+                took = time.monotonic() - t
+                self.assertEqual(r.returncode, 3, "rc=%d stderr=%r" % (r.returncode, r.stderr))
+                self.assertIn("TIMEOUT", r.stderr)
+                self.assertGreater(took, timeout - 0.5, "gave up before --timeout %d" % timeout)
+                self.assertLess(took, timeout + 1.5, "--timeout %d overrun: %.1f s" % (timeout, took))
+        finally:
+            srv.close()
+            for c in held:
+                c.close()
 
 
 def run_on_tty(cmd, tmp, timeout=20):
