@@ -196,7 +196,7 @@ static void test_signatures(void **state)
 
 static void tmpdir(char *out, size_t outsz, const char *name)
 {
-  char cmd[600];
+  char cmd[1200]; /* two copies of out (up to 512) and the command */
   snprintf(out, outsz, "%s/wipe-%d/%s", HG_TEST_TMP, (int)getpid(), name);
   snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", out, out);
   assert_int_equal(system(cmd), 0);
