@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "notify.h"
 #include "uuid.h"
 
 #define TOPIC_MAX 512
@@ -83,6 +84,15 @@ static void append_durably(struct hgd *app, struct outbox_entry *e)
       log_event(LOG_LVL_ERROR, "intake.paused", "reason=\"%s\" eventId=%s",
                 rc == OUTBOX_FULL ? "outbox full" : err, e->event_id);
       paused = true;
+      /* A restart on a full disk lands here before the SUBACK (the broker
+       * hands over the held message at once), and hgd would never say it
+       * is up: under Type=notify systemd would kill and restart it in a
+       * loop while the disk stays full. It is up, and holding back. */
+      if(!atomic_exchange(&app->ready_logged, true)) {
+        log_event(LOG_LVL_INFO, "ready", "instance=%s broker=%s intake=paused", app->cfg.instance,
+                  app->cfg.broker);
+        notify_ready("intake paused: an escalation waits for room in the state directory");
+      }
     }
     if(atomic_load(&app->stopping)) {
       /* Returning would acknowledge a message that is not durable; exit
