@@ -310,11 +310,58 @@ static cJSON *parse_line(const char *line, size_t len, char *why, size_t whysz, 
   return rec;
 }
 
+/* Where the bytes before the zero bytes at the end of the file stop. Zero
+ * bytes there are the reserve (journal_reserve), or what a crash left of a
+ * fill: free room, not records, and not read into memory (a file with a
+ * huge zero tail, sparse or not, loads in the time of its records). */
+static int records_end(int fd, uint64_t size, uint64_t *end)
+{
+  char chunk[16384];
+  uint64_t e = size;
+  int rc = 0;
+
+  /* Skip a trailing hole without reading it: the end of the last data. */
+  off_t d = lseek(fd, 0, SEEK_DATA);
+  if(d < 0 && errno == ENXIO) {
+    *end = 0; /* all hole */
+    return 0;
+  }
+  if(d >= 0) {
+    uint64_t last = 0;
+    while(d >= 0 && (uint64_t)d < size) {
+      off_t h = lseek(fd, d, SEEK_HOLE);
+      if(h < 0)
+        break;
+      last = (uint64_t)h;
+      d = lseek(fd, h, SEEK_DATA);
+    }
+    if(last > 0 && last < e)
+      e = last;
+  }
+  while(e > 0) {
+    uint64_t at = e > sizeof(chunk) ? e - sizeof(chunk) : 0;
+    size_t n = (size_t)(e - at);
+    if(read_all(fd, chunk, n, at) != 0) {
+      rc = -1;
+      break;
+    }
+    while(n > 0 && chunk[n - 1] == '\0')
+      n--;
+    e = at + n;
+    if(n > 0)
+      break;
+  }
+  crypto_wipe(chunk, sizeof(chunk)); /* store lines: secrets in clear */
+  *end = e;
+  return rc;
+}
+
 int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, size_t errsz)
 {
   struct stat st;
   char *buf = NULL;
-  size_t size, pos = 0, lineno = 0, records = 0;
+  size_t size, end, pos = 0, lineno = 0, records = 0;
+  uint64_t end64;
   int rc = -1;
 
   if(fstat(j->fd, &st) != 0) {
@@ -322,20 +369,20 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
     return -1;
   }
   size = (size_t)st.st_size;
-  buf = malloc(size + 1);
-  if(!buf) {
-    seterr(err, errsz, "%s: out of memory reading %zu bytes", j->path, size);
+  if(records_end(j->fd, (uint64_t)st.st_size, &end64) != 0) {
+    seterr(err, errsz, "cannot read %s: %s", j->path, strerror(errno));
     return -1;
   }
-  if(read_all(j->fd, buf, size, 0) != 0) {
+  end = (size_t)end64;
+  buf = malloc(end + 1);
+  if(!buf) {
+    seterr(err, errsz, "%s: out of memory reading its %zu bytes of records", j->path, end);
+    return -1;
+  }
+  if(read_all(j->fd, buf, end, 0) != 0) {
     seterr(err, errsz, "cannot read %s: %s", j->path, strerror(errno));
     goto out;
   }
-  /* Zero bytes at the end are the reserve (journal_reserve), or what a
-   * crash left of a fill: free room, not records. */
-  size_t end = size;
-  while(end > 0 && buf[end - 1] == '\0')
-    end--;
   while(pos < end) {
     char *line = buf + pos;
     char *nl = memchr(line, '\n', end - pos);
@@ -382,7 +429,7 @@ int journal_load(struct journal *j, journal_record_fn fn, void *ctx, char *err, 
   j->records = records;
   rc = 0;
 out:
-  wipe_free(buf, size + 1);
+  wipe_free(buf, end + 1);
   return rc;
 }
 

@@ -46,7 +46,27 @@ struct outbox {
   size_t live;
   uint64_t last_seq; /* highest seq ever seen or given */
   size_t compact_after;
+  int64_t warn_after_ms;   /* next outbox.write_failed line, at the earliest */
+  unsigned long unwarned;  /* failures not logged since the last line */
 };
+
+#define WARN_EVERY_MS 10000
+
+/* A try/done record that could not be written: logged, at most once per
+ * WARN_EVERY_MS with the count of the others. On a full disk every retry
+ * fails this way, and one line per failure flooded the journal. */
+static void write_failed(struct outbox *o, uint64_t seq, const char *record, const char *err)
+{
+  int64_t now = clock_mono_ms();
+  if(now < o->warn_after_ms) {
+    o->unwarned++;
+    return;
+  }
+  log_event(LOG_LVL_WARN, "outbox.write_failed",
+            "seq=%" PRIu64 " record=%s error=\"%s\" suppressed=%lu", seq, record, err, o->unwarned);
+  o->unwarned = 0;
+  o->warn_after_ms = now + WARN_EVERY_MS;
+}
 
 static void seterr(char *err, size_t errsz, const char *msg)
 {
@@ -472,8 +492,7 @@ int outbox_attempt(struct outbox *o, uint64_t seq, int attempts, int64_t next_ms
                      seq, attempts, next_ms);
   rc = journal_append(o->j, line, (size_t)len, false, NULL, err, sizeof(err));
   if(rc != 0)
-    log_event(LOG_LVL_WARN, "outbox.write_failed", "seq=%" PRIu64 " record=try error=\"%s\"", seq,
-              err);
+    write_failed(o, seq, "try", err);
   /* Memory follows the delivery engine even if the line was lost: the
    * worst case is a repeated attempt after a restart. */
   o->v[i].attempts = attempts;
@@ -497,8 +516,7 @@ int outbox_done(struct outbox *o, uint64_t seq)
   int len = snprintf(line, sizeof(line), "{\"t\":\"done\",\"seq\":%" PRIu64 "}", seq);
   rc = journal_append(o->j, line, (size_t)len, false, NULL, err, sizeof(err));
   if(rc != 0)
-    log_event(LOG_LVL_WARN, "outbox.write_failed", "seq=%" PRIu64 " record=done error=\"%s\"", seq,
-              err);
+    write_failed(o, seq, "done", err);
   /* Finished either way; without the line a restart delivers it again. */
   finish(o, i);
   maybe_compact(o);

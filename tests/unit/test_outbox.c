@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -353,6 +354,64 @@ static void test_reserve(void **state)
   free(text);
 }
 
+/* A zero tail is room, and is not read into memory: 8 GiB sparse (a hole)
+ * and 24 MiB written (scanned back in chunks) load at once and keep every
+ * record; hgd read the whole file before (found by hostile testing: a
+ * 100 GiB tail refused a valid file, "out of memory"). */
+static void test_huge_zero_tail(void **state)
+{
+  (void)state;
+  char d[512], path[600], err[1024];
+  struct outbox *o;
+  struct rusage ru0, ru1;
+  snprintf(d, sizeof(d), "%s", fresh_dir("zerotail"));
+  file_path(d, path, sizeof(path));
+  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
+  add(o, 1);
+  add(o, 2);
+  add(o, 3);
+  outbox_close(o);
+  size_t blen, recs = records_len(path);
+  char *base = slurp(path, &blen);
+  for(int sparse = 1; sparse >= 0; sparse--) {
+    spit(path, base, recs); /* the three records alone, then the tail */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    if(sparse) {
+      assert_int_equal(ftruncate(fd, (off_t)8 << 30), 0);
+    } else {
+      static char zeros[1 << 20];
+      for(int i = 0; i < 24; i++)
+        assert_int_equal(pwrite(fd, zeros, sizeof(zeros), (off_t)(recs + (size_t)i * sizeof(zeros))),
+                         (ssize_t)sizeof(zeros));
+    }
+    close(fd);
+    getrusage(RUSAGE_SELF, &ru0);
+    assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
+    getrusage(RUSAGE_SELF, &ru1);
+    assert_int_equal(outbox_pending(o), 3);
+    assert_true(ru1.ru_maxrss - ru0.ru_maxrss < 16 * 1024); /* KiB: nowhere near the tail */
+    uint64_t seq = add(o, 4);
+    assert_int_equal(outbox_done(o, seq), 0);
+    outbox_close(o);
+    /* the new records follow the old ones, before the room (read only the
+     * head of the file: the tail is gigabytes) */
+    char head[8192] = {0};
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_true(pread(fd, head, sizeof(head), 0) > (ssize_t)recs);
+    close(fd);
+    assert_memory_equal(head, base, recs);
+    assert_int_equal(head[recs], '{');
+    size_t lines = 0;
+    for(size_t i = 0; i < sizeof(head); i++)
+      lines += head[i] == '\n';
+    assert_int_equal(lines, 5);
+  }
+  free(base);
+  unlink(path); /* not 8 GiB for the next tests to trip over */
+}
+
 /* Cut the file at every byte offset: each complete line counts, the torn
  * one does not, nothing crashes. */
 #define OPS 8
@@ -555,6 +614,30 @@ static void test_enospc(void **state)
   free(after);
   free(before);
 
+  /* try records that cannot be written are logged once per 10 s, not once
+   * each (a full disk with retries pending flooded the log) */
+  char logpath[800];
+  snprintf(logpath, sizeof(logpath), "%s/../enospc-stderr.log", d);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO), lf = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(saved >= 0 && lf >= 0);
+  dup2(lf, STDERR_FILENO);
+  int tfails = 0;
+  for(int i = 0; i < 300; i++)
+    tfails += outbox_attempt(o, s1, 1, 1000 + i) != 0;
+  fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(lf);
+  assert_true(tfails > 100);
+  size_t loglen;
+  char *logtext = slurp(logpath, &loglen);
+  size_t warned = 0;
+  for(const char *p = logtext; (p = strstr(p, "event=outbox.write_failed")); p++)
+    warned++;
+  free(logtext);
+  assert_int_equal(warned, 1);
+
   assert_int_equal(unlink(filler), 0);
   uint64_t s = add(o, 999);
   assert_int_equal(outbox_pending(o), pending + 1);
@@ -677,6 +760,7 @@ int main(void)
       cmocka_unit_test(test_foreach_reentrant),
       cmocka_unit_test(test_compaction),
       cmocka_unit_test(test_reserve),
+      cmocka_unit_test(test_huge_zero_tail),
       cmocka_unit_test(test_torn_tail_every_offset),
       cmocka_unit_test(test_corruption_refused),
       cmocka_unit_test_teardown(test_enospc, unmount_tmpfs),
