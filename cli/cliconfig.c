@@ -6,15 +6,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "crypto.h"
 
 #define LINE_MAX_LEN 8192
+#define CONFIG_MAX_BYTES (1024 * 1024)
 
 void cliconfig_init(struct cliconfig *c)
 {
@@ -290,23 +293,43 @@ int cliconfig_from_file(struct cliconfig *c, const char *path, char *err, size_t
 {
   int rc = -1;
   char *line = NULL;
+  size_t cap = 0;
+  ssize_t got;
   bool has_secret = false;
-  FILE *f = fopen(path, "r");
-  if (!f) {
+  struct stat st;
+  /* A FIFO or a device (/dev/zero) would hang or never end: only a
+   * regular file is a config file. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  FILE *f = NULL;
+  if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return 0;
     snprintf(err, errsz, "cannot read config file %s: %s", path, strerror(errno));
     return -1;
   }
-  line = malloc(LINE_MAX_LEN);
-  if (!line) {
-    snprintf(err, errsz, "out of memory");
-    goto out;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errsz, "config file %s is not a regular file", path);
+    close(fd);
+    return -1;
   }
-  for (unsigned lineno = 1; fgets(line, LINE_MAX_LEN, f); lineno++) {
-    size_t len = strlen(line);
-    if (len == LINE_MAX_LEN - 1 && line[len - 1] != '\n') {
+  if (st.st_size > CONFIG_MAX_BYTES) {
+    snprintf(err, errsz, "config file %s is larger than %d bytes", path, CONFIG_MAX_BYTES);
+    close(fd);
+    return -1;
+  }
+  if (!(f = fdopen(fd, "r"))) {
+    snprintf(err, errsz, "cannot read config file %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  for (unsigned lineno = 1; (got = getline(&line, &cap, f)) >= 0; lineno++) {
+    size_t len = (size_t)got;
+    if (len >= LINE_MAX_LEN) {
       snprintf(err, errsz, "config file %s line %u: line too long", path, lineno);
+      goto out;
+    }
+    if (memchr(line, '\0', len)) {
+      snprintf(err, errsz, "config file %s line %u: NUL byte", path, lineno);
       goto out;
     }
     char *s = trim(line);
@@ -347,15 +370,14 @@ int cliconfig_from_file(struct cliconfig *c, const char *path, char *err, size_t
     goto out;
   }
   if (has_secret) {
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+    if (st.st_mode & 077)
       fprintf(stderr,
               "hgctl: warning: %s holds a secret and is readable by others (chmod 600 it)\n", path);
   }
   rc = 0;
 out:
   if (line) {
-    crypto_wipe(line, LINE_MAX_LEN);
+    crypto_wipe(line, cap);
     free(line);
   }
   fclose(f);
@@ -426,7 +448,7 @@ int cliconfig_finish(struct cliconfig *c, bool need_key, char *err, size_t errsz
     return -1;
   }
   if (!c->key_secret && c->key_file) {
-    c->key_secret = cliconfig_read_secret(c->key_file, err, errsz);
+    c->key_secret = cliconfig_read_secret(c->key_file, c->timeout, err, errsz);
     if (!c->key_secret)
       return -1;
   }
@@ -443,10 +465,12 @@ oom:
   return -1;
 }
 
-char *cliconfig_read_secret(const char *path, char *err, size_t errsz)
+char *cliconfig_read_secret(const char *path, double timeout, char *err, size_t errsz)
 {
-  int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO for reading blocks until a writer comes. */
+  int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   const char *shown = fd == STDIN_FILENO ? "standard input" : path;
+  int64_t deadline = clock_mono_ms() + (int64_t)ceil(timeout * 1000.0);
   char *buf = NULL;
   size_t len = 0;
   if (fd < 0) {
@@ -459,8 +483,21 @@ char *cliconfig_read_secret(const char *path, char *err, size_t errsz)
     goto fail;
   }
   for (;;) {
+    if (fd != STDIN_FILENO) {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      int64_t left = deadline - clock_mono_ms();
+      int pr = left > 0 ? poll(&p, 1, left > 60000 ? 60000 : (int)left) : 0;
+      if (pr < 0 && errno == EINTR)
+        continue;
+      if (pr == 0 && clock_mono_ms() < deadline)
+        continue;
+      if (pr == 0) {
+        snprintf(err, errsz, "%s gave nothing to read within %g s", shown, timeout);
+        goto fail;
+      }
+    }
     ssize_t n = read(fd, buf + len, CLICONFIG_SECRET_MAX + 1 - len);
-    if (n < 0 && errno == EINTR)
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (n < 0) {
       snprintf(err, errsz, "cannot read %s: %s", shown, strerror(errno));

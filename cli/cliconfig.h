@@ -85,8 +85,10 @@ int cliconfig_finish(struct cliconfig *c, bool need_key, char *err, size_t errsz
 bool cliconfig_tls(const struct cliconfig *c);
 
 /* Read a secret from a file ("-" is standard input), at most
- * CLICONFIG_SECRET_MAX bytes, trailing CR/LF stripped, not empty. Returns a
- * malloc'd string (free with crypto_free_secret), or NULL with err set. */
-char *cliconfig_read_secret(const char *path, char *err, size_t errsz);
+ * CLICONFIG_SECRET_MAX bytes, trailing CR/LF stripped, not empty. A path that
+ * gives nothing to read within timeout seconds (a FIFO nobody writes) is an
+ * error, so that --timeout bounds the run. Returns a malloc'd string (free
+ * with crypto_free_secret), or NULL with err set. */
+char *cliconfig_read_secret(const char *path, double timeout, char *err, size_t errsz);
 
 #endif

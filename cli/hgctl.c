@@ -79,7 +79,7 @@ static cJSON *agent_params(const struct options *o)
 
 /* The upsert parameters of PROTOCOL.md section 3. *params holds the secret
  * in clear: the caller wipes it. */
-static int build_upsert(const struct options *o, cJSON **params)
+static int build_upsert(const struct options *o, double timeout, cJSON **params)
 {
   char err[512];
   char *secret = NULL;
@@ -92,7 +92,7 @@ static int build_upsert(const struct options *o, cJSON **params)
   if (!cJSON_AddStringToObject(p, "url", o->url))
     goto oom;
   if (o->secret_file) {
-    if (!(secret = cliconfig_read_secret(o->secret_file, err, sizeof(err)))) {
+    if (!(secret = cliconfig_read_secret(o->secret_file, timeout, err, sizeof(err)))) {
       rc = render_usage("webhook set", "--secret-file: %s", err);
       goto out;
     }
@@ -164,7 +164,7 @@ static int cmd_webhook(const struct options *o, const struct cliconfig *cfg, con
     if (actions[i].cmd == o->cmd)
       action = actions[i].action;
   if (o->cmd == OPTIONS_CMD_WEBHOOK_SET)
-    rc = build_upsert(o, &params);
+    rc = build_upsert(o, cfg->timeout, &params);
   else
     rc = (params = agent_params(o)) ? HGCTL_OK : oom();
   if (rc != HGCTL_OK)

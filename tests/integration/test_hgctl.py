@@ -347,6 +347,31 @@ class TestHgctl(HgTestCase):
             for c in held:
                 c.close()
 
+    def test_hostile_config_and_secret_files(self):
+        # Found by hostile testing: HGCTL_CONFIG=/dev/zero spun forever, a
+        # NUL byte cut a config line silently, and a --secret-file FIFO that
+        # nobody writes hung past --timeout.
+        e = self.env
+        cfg = os.path.join(e.tmp, "hgctl-nul.conf")
+        with open(cfg, "wb") as f:
+            f.write(b"host = 127.0.0.1\0evil\n")
+        fifo = os.path.join(e.tmp, "hgctl-secret.fifo")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo, 0o600)
+        cases = [
+            (["webhook", "get", new_agent()], {"HGCTL_CONFIG": "/dev/zero"}, "not a regular file"),
+            (["webhook", "get", new_agent()], {"HGCTL_CONFIG": cfg}, "line 1: NUL byte"),
+            (["webhook", "set", new_agent(), "--url", "https://x.example/h", "--secret-file", fifo],
+             {}, "nothing to read within 2 s"),
+        ]
+        for args, env, want in cases:
+            with self.subTest(want=want):
+                t = time.monotonic()
+                r = e.hgctl(*args, env=env, global_args=["--timeout", "2"], timeout=20)
+                self.assertEqual(r.returncode, 2, "rc=%d stderr=%r" % (r.returncode, r.stderr))
+                self.assertIn(want, r.stderr)
+                self.assertLess(time.monotonic() - t, 5)
+
 
 def run_on_tty(cmd, tmp, timeout=20):
     """Run cmd with stdout and stderr on a pseudo-terminal; returns (text, rc)."""
