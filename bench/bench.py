@@ -12,7 +12,9 @@ Per system and run:
   lat   escalations at a fixed rate (default 2,000/s): p50/p99/p99.9 latency
         from publish to receipt at nginx
 Then, per run: hgd's drain of a backlog queued while it was stopped, the
-store (load, upsert at 1k/10k/100k rows, in-process), and the round trip of
+store (load, upsert at 1k/10k/100k rows, in-process), one durable outbox
+append through the journal without and with its zero-filled reserve
+(in-process, interleaved), and the round trip of
 a `get` from a connected client against an hgd holding 100,000 webhooks.
 
 Every process started here is killed at exit, also on failure or a signal
@@ -540,6 +542,19 @@ def measure_store(env, sizes, upserts):
     return json.loads(r.stdout), d
 
 
+def measure_append(env, n=1000):
+    """One durable outbox-sized journal append, plain and into the reserve."""
+    d = tempfile.mkdtemp(prefix="append-", dir=env.dir)
+    try:
+        r = subprocess.run([os.path.join(env.build, "bench", "hgbench"), "append", "--dir", d,
+                            "--n", str(n)], capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError("append bench failed: " + r.stderr)
+        return json.loads(r.stdout)
+    finally:
+        subprocess.run(["rm", "-rf", d])
+
+
 def measure_get(env, store_dir, rows, n):
     """get round trip from a connected client, hgd holding `rows` webhooks; also hgd's start."""
     tag = "%08x" % (0xe0000000 + env.n_measure)
@@ -590,6 +605,9 @@ def summarize(runs, systems):
         s["drain"] = {k: med([r["drain"].get(k) for r in runs])
                       for k in ("drain_per_s", "drain_secs", "delivered", "cpu_s_per_1000", "peak_rss_mb",
                                 "start_to_first_s", "first_to_last_per_s", "broker_cpu_ms_per_msg")}
+    if runs and all("append" in r for r in runs):
+        s["append"] = {k: med([r["append"][k] for r in runs])
+                       for k in ("plain_us", "plain_cpu_us", "reserve_us", "reserve_cpu_us")}
     if all("store" in r for r in runs):
         s["store"] = []
         for i, row in enumerate(runs[0]["store"]):
@@ -693,6 +711,11 @@ def print_table(s, args, systems):
               % (args.drain_n, d["drain_secs"], fmt(d["drain_per_s"], 0, 0).strip(),
                  fmt(d.get("first_to_last_per_s"), 0, 0).strip(),
                  fmt(s.get("hgd-http", {}).get("tput", {}).get("delivered_per_s"), 0, 0).strip()))
+    if s.get("append"):
+        a = s["append"]
+        print("\ndurable outbox append (601 B + fdatasync): plain %.1f us (CPU %.1f us), into the "
+              "reserve %.1f us (CPU %.1f us)" % (a["plain_us"], a["plain_cpu_us"], a["reserve_us"],
+                                                 a["reserve_cpu_us"]))
     if s.get("store"):
         print("\nstore   rows   load ms   upsert mean ms   upsert p99 ms   in-memory get us")
         for r in s["store"]:
@@ -775,6 +798,8 @@ def main():
             if not args.no_extras:
                 run["drain"] = measure_drain(env, args.drain_n)
                 print("run %d drain: %s" % (i + 1, json.dumps(run["drain"])), flush=True)
+                run["append"] = measure_append(env)
+                print("run %d append: %s" % (i + 1, json.dumps(run["append"])), flush=True)
                 run["store"], sdir = measure_store(env, args.store_sizes, args.upserts)
                 print("run %d store: %s" % (i + 1, json.dumps(run["store"])), flush=True)
                 rows = int(args.store_sizes.split(",")[-1])

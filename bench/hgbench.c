@@ -6,6 +6,8 @@
  *                 record the arrival time of every eventId
  *   hgbench rtt   round trip of signed `get` requests from a connected client
  *   hgbench store store load time and upsert cost at 1k/10k/100k rows
+ *   hgbench append one durable outbox-sized journal append, without and with
+ *                 the zero-filled reserve (side by side, interleaved)
  *
  * eventId layout, so that any receiver's log gives the latency on its own:
  *   TTTTTTTT-SSSS-4SSS-8SSS-UUUUUUUUUUUU
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "journal.h"
 #include "log.h"
 #include "reqsig.h"
 #include "store.h"
@@ -682,11 +685,59 @@ static int cmd_store(struct opts *o)
   return 0;
 }
 
+static double thread_cpu_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The cost of one durable outbox-sized append through the journal itself,
+ * without and with the zero-filled reserve (journal_reserve), rounds
+ * interleaved so that both see the same disk: the fdatasync every accepted
+ * escalation waits for on Paho's receive thread (docs/BENCHMARKS.md). */
+static int cmd_append(struct opts *o)
+{
+  long n = o->n > 0 ? o->n : 2000;
+  char line[600];
+  double wall[2] = {0}, cpu[2] = {0};
+  const int rounds = 4;
+
+  if(!o->dir)
+    die("append needs --dir");
+  log_set_level(LOG_LVL_ERROR);
+  memset(line, 'x', sizeof(line));
+  memcpy(line, "{\"t\":\"bench\",\"x\":\"", 18);
+  memcpy(line + sizeof(line) - 2, "\"}", 2);
+  for(int r = 0; r < 2 * rounds; r++) {
+    int reserve = r % 2;
+    char dir[512], err[512];
+    struct journal *j = NULL;
+    snprintf(dir, sizeof(dir), "%s/append-%d", o->dir, r);
+    if(journal_open(dir, "bench.jsonl", &j, err, sizeof(err)) != 0)
+      die("journal_open: %s", err);
+    journal_reserve(j, reserve ? 1024 * 1024 : 0);
+    int64_t t = mono_ns();
+    double c = thread_cpu_s();
+    for(long i = 0; i < n; i++)
+      if(journal_append(j, line, sizeof(line), true, NULL, err, sizeof(err)) != 0)
+        die("journal_append: %s", err);
+    wall[reserve] += (mono_ns() - t) / 1e3;
+    cpu[reserve] += (thread_cpu_s() - c) * 1e6;
+    journal_close(j);
+  }
+  printf("{\"appends\":%ld,\"bytes\":%zu,\"plain_us\":%.1f,\"plain_cpu_us\":%.1f,"
+         "\"reserve_us\":%.1f,\"reserve_cpu_us\":%.1f}\n",
+         n * rounds, sizeof(line) + 1, wall[0] / (n * rounds), cpu[0] / (n * rounds),
+         wall[1] / (n * rounds), cpu[1] / (n * rounds));
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   struct opts o = {.port = 1883};
   if(argc < 2)
-    die("usage: hgbench pub|sub|rtt|store [options]");
+    die("usage: hgbench pub|sub|rtt|store|append [options]");
   parse_opts(argc, argv, &o);
   if(!strcmp(argv[1], "pub"))
     return cmd_pub(&o);
@@ -696,6 +747,8 @@ int main(int argc, char **argv)
     return cmd_rtt(&o);
   if(!strcmp(argv[1], "store"))
     return cmd_store(&o);
+  if(!strcmp(argv[1], "append"))
+    return cmd_append(&o);
   die("unknown command %s", argv[1]);
   return 2;
 }
