@@ -309,6 +309,20 @@ static void test_compaction(void **state)
   outbox_close(o);
 }
 
+/* A fresh outbox directory for one test (d, and its file in path, 512 and
+ * 600 bytes) with entries 1..n added; the outbox stays open. */
+static struct outbox *fresh_outbox(const char *name, char *d, char *path, int n)
+{
+  char err[1024];
+  struct outbox *o;
+  snprintf(d, 512, "%s", fresh_dir(name));
+  file_path(d, path, 600);
+  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
+  for(int i = 1; i <= n; i++)
+    add(o, i);
+  return o;
+}
+
 static size_t file_size(const char *path)
 {
   struct stat st;
@@ -324,11 +338,7 @@ static void test_reserve(void **state)
 {
   (void)state;
   char d[512], path[600], err[1024];
-  struct outbox *o;
-  snprintf(d, sizeof(d), "%s", fresh_dir("reserve"));
-  file_path(d, path, sizeof(path));
-  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
-  add(o, 1);
+  struct outbox *o = fresh_outbox("reserve", d, path, 1);
   size_t first = file_size(path), rec1 = records_len(path);
   assert_true(first >= rec1 + 512 * 1024);
   for(int i = 2; i <= 200; i++)
@@ -362,14 +372,8 @@ static void test_huge_zero_tail(void **state)
 {
   (void)state;
   char d[512], path[600], err[1024];
-  struct outbox *o;
   struct rusage ru0, ru1;
-  snprintf(d, sizeof(d), "%s", fresh_dir("zerotail"));
-  file_path(d, path, sizeof(path));
-  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
-  add(o, 1);
-  add(o, 2);
-  add(o, 3);
+  struct outbox *o = fresh_outbox("zerotail", d, path, 3);
   outbox_close(o);
   size_t blen, recs = records_len(path);
   char *base = slurp(path, &blen);
@@ -528,13 +532,7 @@ static void test_corruption_refused(void **state)
 {
   (void)state;
   char d[512], path[600], err[1024];
-  struct outbox *o;
-  snprintf(d, sizeof(d), "%s", fresh_dir("corrupt"));
-  file_path(d, path, sizeof(path));
-  assert_int_equal(outbox_open(d, 0, &o, err, sizeof(err)), 0);
-  add(o, 1);
-  add(o, 2);
-  add(o, 3);
+  struct outbox *o = fresh_outbox("corrupt", d, path, 3);
   outbox_close(o);
   size_t len;
   char *orig = slurp(path, &len);
