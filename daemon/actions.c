@@ -204,6 +204,17 @@ out:
   webhook_clear(&w);
 }
 
+/* The Genie's webhook is gone or inactive: end its pending deliveries now
+ * (delivery_retire). If the engine cannot take it (stopping, OOM) they end
+ * when their next attempt finds the row. */
+static void retire_deliveries(struct hgd *app, const char *agent, const char *why)
+{
+  pthread_mutex_lock(&app->handoff);
+  if(!atomic_load(&app->stopping) && app->delivery && delivery_retire(app->delivery, agent, why))
+    log_event(LOG_LVL_WARN, "delivery.retire_failed", "agent=%s reason=oom", agent);
+  pthread_mutex_unlock(&app->handoff);
+}
+
 static void do_upsert(struct hgd *app, const struct session_msg *m, const cJSON *params)
 {
   struct webhook w = {0};
@@ -220,6 +231,8 @@ static void do_upsert(struct hgd *app, const struct session_msg *m, const cJSON 
   log_event(LOG_LVL_INFO, "webhook.upserted", "agent=%s id=%s active=%s signed=%s", w.agent_id,
             w.id, w.is_active ? "true" : "false", w.secret ? "true" : "false");
   actions_publish_fields(app, w.agent_id, &w);
+  if(!w.is_active)
+    retire_deliveries(app, w.agent_id, "webhook inactive");
   reply_send(app, m->response_topic, m->corr, m->corrlen, webhook_to_json(&w, false), NULL, NULL);
 out:
   webhook_clear(&w);
@@ -238,6 +251,8 @@ static void do_delete(struct hgd *app, const struct session_msg *m, const char *
   log_event(LOG_LVL_INFO, "webhook.deleted", "agent=%s existed=%s", agent,
             existed ? "true" : "false");
   actions_publish_fields(app, agent, NULL);
+  if(existed)
+    retire_deliveries(app, agent, "webhook deleted");
   data = cJSON_CreateObject();
   cJSON_AddBoolToObject(data, "success", 1);
   reply_send(app, m->response_topic, m->corr, m->corrlen, data, NULL, NULL);

@@ -47,7 +47,7 @@
 #define EASY_POOL_MAX 16
 #define IDLE_POLL_MS 60000
 
-enum job_kind { JOB_DELIVERY, JOB_TEST };
+enum job_kind { JOB_DELIVERY, JOB_TEST, JOB_RETIRE };
 
 struct host;
 
@@ -57,7 +57,8 @@ struct job {
   enum job_kind kind;
   struct delivery *d;
 
-  struct outbox_entry e; /* JOB_DELIVERY */
+  struct outbox_entry e; /* JOB_DELIVERY; JOB_RETIRE: agent_id only */
+  const char *retired;   /* JOB_DELIVERY in flight when its webhook went: why; JOB_RETIRE: why */
   struct webhook w;      /* JOB_TEST: the row given; JOB_DELIVERY: current row during an attempt */
   void (*done)(void *arg, cJSON *data); /* JOB_TEST */
   void *arg;
@@ -940,6 +941,10 @@ static void complete_attempt(struct delivery *d, struct job *j, CURLcode rc, boo
   }
   if (v == RETRY_DELIVERED) {
     state = "delivered";
+  } else if (v == RETRY_AGAIN && j->retired) {
+    state = "skipped"; /* its webhook went while this attempt was out */
+    snprintf(err + strlen(err), sizeof(err) - strlen(err), "%s%s", err[0] ? "; " : "",
+             j->retired);
   } else if (v == RETRY_AGAIN && delay >= 0) {
     state = "retrying";
     next_ms = clock_now_ms() + delay;
@@ -985,6 +990,67 @@ static void complete_attempt(struct delivery *d, struct job *j, CURLcode rc, boo
   }
 }
 
+/* ---- retiring a Genie's deliveries ------------------------------------- */
+
+static bool retires(const struct job *j, const char *agent)
+{
+  return j->kind == JOB_DELIVERY && strcmp(j->e.agent_id, agent) == 0;
+}
+
+/* Take the jobs of agent out of l; those holding a slot of their host (the
+ * unblocked list) give it back first. */
+static void retire_list(struct delivery *d, struct jlist *l, const char *agent, const char *why)
+{
+  struct jlist keep = {0};
+  struct job *j;
+
+  while ((j = jl_pop(l))) {
+    if (!retires(j, agent)) {
+      jl_push(&keep, j);
+      continue;
+    }
+    struct host *h = j->host;
+    j->host = NULL;
+    if (h && l == &d->unblocked) {
+      h->refs--;
+      host_unpark(d, h);
+      host_maybe_free(d, h);
+    }
+    finish_skipped(d, j, why);
+  }
+  *l = keep;
+}
+
+/* The webhook of agent was deleted or made inactive: every delivery of it
+ * not in flight ends as skipped now (PROTOCOL.md section 4), not when its
+ * next attempt comes due, hours later, and perhaps after a new webhook was
+ * made for the Genie, whose receiver must not get the old escalations. One
+ * in flight ends as skipped instead of being retried. */
+static void retire(struct delivery *d, const char *agent, const char *why)
+{
+  struct jlist due = {0};
+  struct job *j;
+
+  while ((j = heap_pop(d)))
+    jl_push(&due, j);
+  while ((j = jl_pop(&due))) {
+    if (retires(j, agent))
+      finish_skipped(d, j, why);
+    else if (heap_push(d, j) != 0)
+      job_free(d, j); /* stays pending in the outbox */
+  }
+  retire_list(d, &d->ready, agent, why);
+  retire_list(d, &d->unblocked, agent, why);
+  for (size_t i = d->nhosts; i-- > 0;) {
+    struct host *h = d->hosts[i];
+    retire_list(d, &h->parked, agent, why);
+    host_maybe_free(d, h);
+  }
+  for (j = d->flight; j; j = j->fnext)
+    if (retires(j, agent))
+      j->retired = why;
+}
+
 /* ---- the engine thread ------------------------------------------------- */
 
 static void start_ready(struct delivery *d)
@@ -1015,7 +1081,11 @@ static void dispatch(struct delivery *d, struct job *list, bool draining)
     struct job *j = list;
     list = j->next;
     j->next = NULL;
-    if (j->kind == JOB_TEST) {
+    if (j->kind == JOB_RETIRE) {
+      if (!draining)
+        retire(d, j->e.agent_id, j->retired);
+      free(j);
+    } else if (j->kind == JOB_TEST) {
       if (draining) {
         if (test_prepare(d, j) == 0)
           test_reply(d, j, 0, "hgd is shutting down");
@@ -1143,6 +1213,10 @@ static void *engine_main(void *arg)
       log_event(LOG_LVL_INFO, "delivery.abandoned",
                 "agent=%s eventId=%s attempt=%d outcome=left_pending", j->e.agent_id,
                 j->e.event_id, j->attempt);
+      /* The receiver may have had this attempt: the next hgd makes the
+       * next one, so that no attempt number reaches it twice. */
+      if (d->ob)
+        outbox_attempt(d->ob, j->e.seq, j->attempt, clock_now_ms());
       if (j->host)
         host_release(d, j->host);
       j->host = NULL;
@@ -1273,6 +1347,23 @@ int delivery_submit(struct delivery *d, const struct outbox_entry *e)
     /* Stopping: the entry stays pending in the outbox for the next start. */
     outbox_entry_clear(&j->e);
     free(j);
+  }
+  return 0;
+}
+
+int delivery_retire(struct delivery *d, const char *agent_id, const char *why)
+{
+  struct job *j = calloc(1, sizeof(*j));
+
+  if (!j)
+    return -1;
+  j->kind = JOB_RETIRE;
+  j->d = d;
+  j->retired = why;
+  snprintf(j->e.agent_id, sizeof(j->e.agent_id), "%s", agent_id);
+  if (enqueue(d, j, false) != 0) {
+    free(j);
+    return -1;
   }
   return 0;
 }

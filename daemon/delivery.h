@@ -57,6 +57,12 @@ void delivery_stop(struct delivery *d, long grace_ms);
  * engine. Returns 0 or -1 (OOM). Safe from any thread. */
 int delivery_submit(struct delivery *d, const struct outbox_entry *e);
 
+/* The webhook of agent_id (lower case) was deleted or made inactive: its
+ * pending deliveries end as skipped now, with error why (a string literal:
+ * kept, not copied); one in flight is not retried. Returns 0 or -1 (OOM,
+ * stopping: they then end when their next attempt comes due). */
+int delivery_retire(struct delivery *d, const char *agent_id, const char *why);
+
 /* The test action: one POST now of the dummy payload for w (copied),
  * eventType "escalation.test", no retries, no outbox. done() is called once
  * on the engine thread with the reply's data object of PROTOCOL.md section 3

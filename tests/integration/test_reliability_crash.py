@@ -103,6 +103,10 @@ class TestCrash(HgTestCase):
                          what="the abandoned attempt made again by the next hgd")
         self.assertEqual({r.header("X-HelpGenie-Event-Id") for r in self.out.requests(path)},
                          {eid})
+        # numbered on: the receiver saw attempt 1 (it was abandoned, not
+        # unsent), so the next is 2 — it was 1 again (hostile testing)
+        self.assertEqual([r.header("X-HelpGenie-Attempt") for r in self.out.requests(path)][:2],
+                         ["1", "2"])
 
     def test_lost_puback_duplicates_keep_their_event_id(self):
         """hgd makes escalations durable and delivers them, but its PUBACKs

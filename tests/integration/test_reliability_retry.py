@@ -231,8 +231,46 @@ class TestRetries(RetryCase):
         self.assertOk(self.env.request("delete", {"agentId": agent}))
         ev = self.final_event(agent, eid)
         self.assertEqual((ev["state"], ev["attempt"]), ("skipped", 1))
-        self.assertIn("no webhook", ev.get("error", ""))
+        self.assertIn("webhook deleted", ev.get("error", ""))
         self.assertQuiet(path, 1, secs=0.5)
+
+    def test_deleted_or_inactive_ends_pending_at_once(self):
+        # A retry an hour away (Retry-After: 3600) ends as skipped when the
+        # webhook goes, not when it comes due; before, it stayed pending and,
+        # if a new webhook was made for the Genie meanwhile, the old
+        # escalation went to the new receiver (found by hostile testing).
+        for how in ("delete", "inactive", "delete-recreate"):
+            with self.subTest(how=how):
+                agent, path = self.hook([ra(503, 3600)])
+                eid = self.escalate(agent)
+                self.assertIsNotNone(self.env.wait_delivery_event(
+                    agent, lambda e: e.get("eventId") == eid and e["state"] == "retrying"))
+                t = time.monotonic()
+                if how == "inactive":
+                    self.env.upsert({"agentId": agent, "url": self.url(path), "is_active": False})
+                else:
+                    self.assertOk(self.env.request("delete", {"agentId": agent}))
+                ev = self.final_event(agent, eid, timeout=5)
+                self.assertLess(time.monotonic() - t, 5)
+                self.assertEqual((ev["state"], ev["attempt"]), ("skipped", 1))
+                self.assertIn("inactive" if how == "inactive" else "webhook deleted",
+                              ev.get("error", ""))
+                if how == "delete-recreate":
+                    new = self.path()
+                    self.env.upsert({"agentId": agent, "url": self.url(new)})
+                    self.assertQuiet(new, 0, secs=1.0)
+                self.assertQuiet(path, 1, secs=0.3)
+
+    def test_deleted_while_in_flight_not_retried(self):
+        agent, path = self.hook([Response(503, hang=0.7, headers={"Retry-After": "1"})])
+        eid = self.escalate(agent)
+        self.rx.wait_for(path, 1, timeout=5)  # the attempt is out, its answer 0.7 s away (timeout 1 s)
+        self.assertOk(self.env.request("delete", {"agentId": agent}))
+        ev = self.final_event(agent, eid, timeout=8)
+        self.assertEqual((ev["state"], ev["attempt"], ev.get("status")), ("skipped", 1, 503))
+        self.assertIn("webhook deleted", ev.get("error", ""))
+        self.assertEqual([e["state"] for e in self.events(agent, eid)], ["skipped"])
+        self.assertQuiet(path, 1, secs=1.5)
 
     def test_inactive_while_pending_skipped(self):
         agent, path = self.hook([ra(503, 1)])
