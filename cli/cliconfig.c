@@ -436,6 +436,16 @@ int cliconfig_finish(struct cliconfig *c, bool need_key, char *err, size_t errsz
     snprintf(err, errsz, "--key (TLS private key) needs --cert");
     return -1;
   }
+  /* Named here, not as Paho's "TLS handshake failed: system lib" later. */
+  const struct {
+    const char *opt, *path;
+  } files[] = {{"--cafile", c->cafile}, {"--cert", c->cert}, {"--key", c->key}};
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    if (files[i].path && access(files[i].path, R_OK) != 0) {
+      snprintf(err, errsz, "%s %s: %s", files[i].opt, files[i].path, strerror(errno));
+      return -1;
+    }
+  }
   if (c->password && !c->username) {
     snprintf(err, errsz, "--password needs --username");
     return -1;

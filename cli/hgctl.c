@@ -4,10 +4,12 @@
  * and config file), request.c (MQTT), render.c (output). Each command below
  * builds its JSON, hands it to request.c and what comes back to render.c;
  * the exit status is the first failure's enum hgctl_rc. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -47,6 +49,12 @@ static int gather_settings(struct options *o, struct cliconfig *cfg)
     goto out;
   }
   path = cliconfig_path();
+  /* The default file may be missing; one named by HGCTL_CONFIG may not. */
+  const char *named = getenv("HGCTL_CONFIG");
+  if (path && named && *named && access(path, F_OK) != 0) {
+    render_error(HGCTL_CODE_CONFIG, "HGCTL_CONFIG=%s: %s", path, strerror(errno));
+    goto out;
+  }
   if (path && cliconfig_from_file(&file, path, err, sizeof(err)) < 0) {
     render_error(HGCTL_CODE_CONFIG, "%s", err);
     goto out;
@@ -55,6 +63,11 @@ static int gather_settings(struct options *o, struct cliconfig *cfg)
   cliconfig_init(&o->cfg);
   cliconfig_merge(cfg, &env);
   cliconfig_merge(cfg, &file);
+  /* hgd answers a test only after the POST: up to 5 s connect + 15 s
+   * request (PROTOCOL.md section 4). The default 10 s would report a slow
+   * receiver as hgd not answering. */
+  if (o->cmd == OPTIONS_CMD_WEBHOOK_TEST && cfg->timeout <= 0)
+    cfg->timeout = HGCTL_TEST_TIMEOUT;
   if (cliconfig_finish(cfg, options_cmd_signs(o->cmd), err, sizeof(err)) < 0) {
     render_error(HGCTL_CODE_CONFIG, "%s", err);
     goto out;
@@ -207,8 +220,11 @@ static cJSON *build_escalation(const struct options *o, const char *event_id)
       char err[128];
       cJSON *v = f->json ? jsonutil_parse(f->value, strlen(f->value), 65536, err, sizeof(err))
                          : cJSON_CreateString(f->value);
-      if (!v)
+      /* Sent as given, not as cJSON rounds numbers (DESIGN.md). */
+      if (!v || jsonutil_exact_numbers(v) != 0) {
+        cJSON_Delete(v);
         goto fail;
+      }
       if (!cJSON_AddItemToObject(fields, f->key, v)) {
         cJSON_Delete(v);
         goto fail;

@@ -18,6 +18,7 @@ enum hgctl_rc {
 #define HGCTL_CODE_CONFIG "CONFIG"
 #define HGCTL_CODE_BROKER "BROKER"
 #define HGCTL_CODE_TIMEOUT "TIMEOUT"
+#define HGCTL_TEST_TIMEOUT 30 /* seconds: webhook test's default --timeout */
 #define HGCTL_CODE_NO_DAEMON "NO_DAEMON"
 #define HGCTL_CODE_BAD_REPLY "BAD_REPLY"
 #define HGCTL_CODE_OUTPUT "OUTPUT"

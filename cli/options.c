@@ -561,7 +561,7 @@ static const char help_global[] =
     "      --key-id ID        hgd signing key id\n"
     "      --key-secret S     hgd signing key secret (prefer --key-file)\n"
     "      --key-file FILE    file holding the key secret ('-': standard input)\n"
-    "      --timeout SECONDS  give up after this long (default 10)\n"
+    "      --timeout SECONDS  give up after this long (default 10; webhook test 30)\n"
     "      --json             print JSON even on a terminal\n"
     "      --topic-root ROOT  topic prefix (default hg/v1)\n"
     "      --help, --version\n"

@@ -71,7 +71,14 @@ int render_usage(const char *topic, const char *fmt, ...)
 
 static int print_json_line(const struct render *r, const cJSON *item)
 {
-  char *text = item ? jsonutil_print(item) : strdup("null");
+  /* Numbers as hgd sent them, not cJSON's 15-digit rounding of them. */
+  cJSON *exact = item ? cJSON_Duplicate(item, 1) : NULL;
+  char *text = NULL;
+  if (exact && jsonutil_exact_numbers(exact) == 0)
+    text = jsonutil_print(exact);
+  else if (!item)
+    text = strdup("null");
+  cJSON_Delete(exact);
   if (!text) {
     render_error(HGCTL_CODE_INTERNAL, "out of memory");
     return HGCTL_EDAEMON;

@@ -321,7 +321,8 @@ static int check(const struct config *cfg)
     rc = -1;
   }
   if(strpbrk(cfg->instance, "+#/") || strlen(cfg->instance) > 128) {
-    fprintf(stderr, "hgd: instance '%s' must not contain '+', '#' or '/'\n", cfg->instance);
+    fprintf(stderr, "hgd: instance '%s' must be at most 128 bytes, without '+', '#' or '/'\n",
+            cfg->instance);
     rc = -1;
   }
   /* Both go into topic names (and the instance into the client id): the

@@ -91,6 +91,20 @@ class TestHgctl(HgTestCase):
         self.assertEqual(len(self.rx.wait_for(path, 1)), 1)
         self.daemon_error(self.env.hgctl("webhook", "test", new_agent()), "NOT_FOUND")
 
+    def test_test_command_waits_for_a_slow_receiver(self):
+        # hgd answers a test after the POST (up to 5 s connect + 15 s): with
+        # the default 10 s hgctl said "no reply from hgd" for a receiver
+        # taking 11 s (hostile testing). Its default for test is 30 s.
+        agent, path = new_agent(), self.path()
+        self.rx.program(path, [hglib.Response(200, "slow", hang=11)])
+        self.ok(self.env.hgctl("webhook", "set", agent, "--url", self.url(path)))
+        key_id, secret = self.env.creds("ops")
+        cmd = [hglib.binary("hgctl"), "-h", "127.0.0.1", "-p", str(self.env.broker.port),
+               "--key-id", key_id, "--key-secret", secret, "--json", "webhook", "test", agent]
+        r = self.env.run_hgctl(cmd, timeout=60)  # no --timeout: the default
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["result"], {"status": 200, "body": "slow"})
+
     def test_daemon_errors_exit_1(self):
         agent = new_agent()
         self.daemon_error(self.env.hgctl("webhook", "set", agent, "--url", "http://127.0.0.1/x"),
@@ -160,6 +174,20 @@ class TestHgctl(HgTestCase):
                                 "accountNumber": "AC-99817", "eventId": ids[0].lower()})
         self.assertEqual(reqs[0].header("X-HelpGenie-Signature"),
                          webhook_signature(secret, reqs[0].body))
+
+    def test_escalate_field_json_numbers_exact(self):
+        # hgctl re-printed --field-json values with cJSON's 15-digit rounding:
+        # 8999999999999999 went out as 9e+15, and DBL_MAX as a number above
+        # DBL_MAX, which hgd rejected while hgctl said 0 (hostile testing).
+        agent, path = new_agent(), self.path()
+        self.ok(self.env.hgctl("webhook", "set", agent, "--url", self.url(path),
+                               "--field", "a", "--field", "b", "--field", "c"))
+        self.ok(self.env.hgctl("escalate", agent, "--field-json", "a=8999999999999999",
+                               "--field-json", "b=0.30000000000000004",
+                               "--field-json", "c=[1.7976931348623157e308]"))
+        raw = self.rx.wait_for(path, 1)[0].body
+        self.assertIn(b'"a":8999999999999999,"b":0.30000000000000004,'
+                      b'"c":[1.7976931348623157e+308]', raw)
 
     def test_escalate_given_event_id_all_defaults(self):
         agent, path = new_agent(), self.path()
@@ -360,6 +388,12 @@ class TestHgctl(HgTestCase):
             os.mkfifo(fifo, 0o600)
         cases = [
             (["webhook", "get", new_agent()], {"HGCTL_CONFIG": "/dev/zero"}, "not a regular file"),
+            # named and missing: an error, not silently no file (hostile testing)
+            (["webhook", "get", new_agent()], {"HGCTL_CONFIG": cfg + ".missing"},
+             "No such file or directory"),
+            # a missing --cafile is named, not "TLS handshake failed: system lib"
+            (["--cafile", cfg + ".nocafile", "webhook", "get", new_agent()], {},
+             "--cafile %s.nocafile" % cfg),
             (["webhook", "get", new_agent()], {"HGCTL_CONFIG": cfg}, "line 1: NUL byte"),
             (["webhook", "set", new_agent(), "--url", "https://x.example/h", "--secret-file", fifo],
              {}, "nothing to read within 2 s"),
