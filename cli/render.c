@@ -17,13 +17,30 @@ void render_init(struct render *r, bool json_flag)
   r->json = json_flag || !isatty(STDOUT_FILENO);
 }
 
-/* Write s with C0 and C1 control characters and DEL escaped. s is UTF-8
- * (cJSON strings from jsonutil_parse are checked), so a C1 control is the
- * pair C2 80..9F. */
+/* U+200E/F, U+2028/9, U+202A..E and U+2066..9: the bidirectional controls
+ * and line separators, which reorder or break what a terminal shows
+ * ("Trojan Source"). As UTF-8: E2 80 8E/8F/A8..AE, E2 81 A6..A9. */
+static bool is_bidi(const unsigned char *p)
+{
+  if (p[0] != 0xe2)
+    return false;
+  if (p[1] == 0x80)
+    return p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae);
+  return p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9;
+}
+
+/* Write s with C0 and C1 control characters, DEL and the bidirectional
+ * controls escaped. s is UTF-8 (cJSON strings from jsonutil_parse are
+ * checked), so a C1 control is the pair C2 80..9F. */
 static void put_text(FILE *f, const char *s)
 {
   const unsigned char *p = (const unsigned char *)s;
   for (; *p; p++) {
+    if (is_bidi(p)) {
+      fprintf(f, "\\u%04x", 0x2000 | ((p[1] & 0x3f) << 6) | (p[2] & 0x3f));
+      p += 2;
+      continue;
+    }
     if (*p == '\n')
       fputs("\\n", f);
     else if (*p == '\t')

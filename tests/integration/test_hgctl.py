@@ -298,7 +298,8 @@ class TestHgctl(HgTestCase):
         agent, secret = new_agent(), self.env.secret()
         url = self.url()
         self.env.upsert({"agentId": agent, "url": url, "secret": secret,
-                         "custom_fields": ["accountNumber"]})
+                         "custom_fields": ["accountNumber",
+                                           {"key": "x", "hint": "a\u202eb\u2066c\u2028d\x1be"}]})
         key_id, ksecret = self.env.creds("ops")
         cmd = [hglib.binary("hgctl"), "-h", "127.0.0.1", "-p", str(self.env.broker.port),
                "--key-id", key_id, "--key-secret", ksecret, "webhook", "get", agent]
@@ -308,6 +309,11 @@ class TestHgctl(HgTestCase):
         self.assertIn(url, out)
         self.assertIn("accountNumber", out)
         self.assertNotIn(secret, out)
+        # a hint cannot drive or reorder the operator's terminal: C0/C1
+        # controls and (found by hostile testing) bidi controls escaped
+        self.assertIn("a\\u202eb\\u2066c\\u2028d\\x1be", out)
+        for raw in ("\u202e", "\u2066", "\u2028", "\x1b"):
+            self.assertNotIn(raw, out)
 
     # -------------------------------------------------------------- exit 2/3
     def test_usage_errors_exit_2(self):
