@@ -51,6 +51,11 @@ enum job_kind { JOB_DELIVERY, JOB_TEST, JOB_RETIRE };
 
 struct host;
 
+/* A test reply shows DELIVERY_TEST_BODY_MAX bytes of the body; three more
+ * are kept so that the excerpt can tell a character the limit splits (and
+ * drop it) from one the body itself cut short. */
+#define RESP_KEEP (DELIVERY_TEST_BODY_MAX + 3)
+
 struct job {
   struct job *next;
   struct job *fprev, *fnext; /* the in-flight list */
@@ -73,7 +78,7 @@ struct job {
   cJSON *payload; /* JOB_TEST: the object sent, handed to done() */
   char sig[CRYPTO_SHA256_HEX_LEN + 1];
   bool is_signed;
-  char *resp; /* JOB_TEST: the first DELIVERY_TEST_BODY_MAX bytes */
+  char *resp; /* JOB_TEST: the first RESP_KEEP bytes */
   size_t resplen;
   size_t received;
   bool resp_cut;
@@ -456,12 +461,12 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
   size_t room = DELIVERY_RESPONSE_MAX - j->received;
   size_t take = n < room ? n : room;
 
-  if (j->kind == JOB_TEST && j->resplen < DELIVERY_TEST_BODY_MAX) {
-    size_t keep = DELIVERY_TEST_BODY_MAX - j->resplen;
+  if (j->kind == JOB_TEST && j->resplen < RESP_KEEP) {
+    size_t keep = RESP_KEEP - j->resplen;
     if (keep > take)
       keep = take;
     if (!j->resp)
-      j->resp = malloc(DELIVERY_TEST_BODY_MAX);
+      j->resp = malloc(RESP_KEEP);
     if (j->resp) {
       memcpy(j->resp + j->resplen, ptr, keep);
       j->resplen += keep;

@@ -18,6 +18,9 @@
 #include "clock.h"
 #include "log.h"
 
+#define QUICK_LOSS_MS 10000 /* lost this soon after connecting: a quick loss */
+#define QUICK_LOSSES 3       /* in a row: say so */
+
 struct session {
   MQTTAsync client;
   struct session_handlers h;
@@ -30,6 +33,8 @@ struct session {
   atomic_bool connected;
   atomic_bool connecting; /* a connect call is outstanding */
   atomic_bool ever_connected;
+  _Atomic int64_t connected_at_ms; /* of the latest connect */
+  atomic_int quick_losses;         /* losses in a row soon after connecting */
   int64_t next_try_ms;
   MQTTProperties connect_props;
   atomic_bool disconnected; /* set by the disconnect callback */
@@ -151,6 +156,7 @@ static void on_connected(void *ctx, char *cause)
   (void)cause;
   atomic_store(&s->connected, true);
   atomic_store(&s->connecting, false);
+  atomic_store(&s->connected_at_ms, clock_mono_ms());
   atomic_store(&s->ever_connected, true);
   nodelay_all_sockets();
   log_event(LOG_LVL_INFO, "mqtt.connected", "broker=%s", s->cfg->broker);
@@ -216,6 +222,35 @@ static void on_connection_lost(void *ctx, char *cause)
   char qcause[300];
   log_event(LOG_LVL_WARN, "mqtt.connection_lost", "cause=%s",
             log_value(cause ? cause : "unknown", qcause, sizeof(qcause)));
+  /* mosquitto closes the older of two connections with one client id
+   * without saying why: a connection lost again and again within seconds
+   * of being made is most likely a second hgd with the same --instance. */
+  if(clock_mono_ms() - atomic_load(&s->connected_at_ms) > QUICK_LOSS_MS)
+    atomic_store(&s->quick_losses, 0);
+  else if(atomic_fetch_add(&s->quick_losses, 1) + 1 == QUICK_LOSSES)
+    log_event(LOG_LVL_ERROR, "mqtt.flapping",
+              "instance=%s losses=%d hint=\"the broker keeps closing the connection soon after "
+              "it is made: is a second hgd running with the same --instance (client id)? give "
+              "each its own\"",
+              s->cfg->instance, QUICK_LOSSES);
+}
+
+/* The broker's DISCONNECT says why, which connection_lost does not: above
+ * all "session taken over", another client with hgd's client id, that is
+ * a second hgd with the same --instance (both then knock each other off
+ * the broker, over and over). */
+static void on_broker_disconnect(void *ctx, MQTTProperties *props, enum MQTTReasonCodes reason)
+{
+  struct session *s = ctx;
+  (void)props;
+  if(reason == MQTTREASONCODE_SESSION_TAKEN_OVER)
+    log_event(LOG_LVL_ERROR, "mqtt.session_taken_over",
+              "instance=%s hint=\"another client connected with this client id: is a second hgd "
+              "running with the same --instance? give each its own\"",
+              s->cfg->instance);
+  else
+    log_event(LOG_LVL_WARN, "mqtt.broker_disconnect", "reason=\"%s\"",
+              MQTTReasonCode_toString(reason));
 }
 
 static void copy_props(const MQTTProperties *props, struct session_msg *m, char **owned, int *nowned)
@@ -327,6 +362,7 @@ int session_create(const struct config *cfg, const char *will_topic, const char 
   }
   MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message, NULL);
   MQTTAsync_setConnected(s->client, s, on_connected);
+  MQTTAsync_setDisconnected(s->client, s, on_broker_disconnect);
   {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

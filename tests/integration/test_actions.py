@@ -212,8 +212,10 @@ class TestActions(HgTestCase):
     def test_test_action_error_status_and_body_cut(self):
         agent, path = new_agent(), self.path()
         big = "\u00e9" * 3000  # 6000 bytes of UTF-8
+        split = "a" * 4095 + "\u20ac\u20ac"  # the 4 KiB limit splits the first euro sign
         self.rx.program(path, [Response(500, big), Response(302, "moved",
-                                                            {"Location": self.url("/else")})])
+                                                            {"Location": self.url("/else")}),
+                               Response(200, split)])
         self.env.upsert({"agentId": agent, "url": self.url(path)})
         data = self.assertOk(self.env.request("test", {"agentId": agent}, timeout=25))
         self.assertEqual(data["result"]["status"], 500)
@@ -224,8 +226,12 @@ class TestActions(HgTestCase):
         # a redirect is an answer, not followed
         data = self.assertOk(self.env.request("test", {"agentId": agent}, timeout=25))
         self.assertEqual(data["result"], {"status": 302, "body": "moved"})
+        # a character split by the limit is dropped, not shown as U+FFFD (it
+        # was: hostile testing)
+        data = self.assertOk(self.env.request("test", {"agentId": agent}, timeout=25))
+        self.assertEqual(data["result"], {"status": 200, "body": "a" * 4095})
         time.sleep(0.3)
-        self.assertEqual(len(self.rx.requests(path)), 2)
+        self.assertEqual(len(self.rx.requests(path)), 3)
         self.assertEqual(self.rx.requests("/else"), [], "redirect was followed")
 
     def test_test_action_not_found(self):

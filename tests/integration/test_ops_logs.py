@@ -194,6 +194,29 @@ class TestLogs(HgTestCase):
         # and it is delivered after the restart
         self.assertTrue(self.wait_event("delivery.attempt", eventId=eid, state="delivered"))
 
+    def test_same_instance_twice_is_named(self):
+        # Two hgds with one --instance (one client id) knock each other off
+        # the broker for ever; the log said only "connection_lost
+        # cause=unknown" (hostile testing). mosquitto closes the older
+        # connection without a reason code, so hgd names the pattern
+        # (mqtt.flapping); a broker that sends "session taken over" gets
+        # mqtt.session_taken_over.
+        env = self.env
+        other = hglib.Hgd(env, env.instance, state_dir=os.path.join(env.tmp, "state-twin"))
+        other.start(wait=False)
+
+        def named():
+            text = env.hgd.log_text(all_runs=False) + other.log_text()
+            return "event=mqtt.flapping" in text or "event=mqtt.session_taken_over" in text
+        try:
+            hglib.wait_until(named, 30, what="mqtt.flapping in either log")
+        finally:
+            other.stop()
+        text = env.hgd.log_text(all_runs=False) + other.log_text()
+        self.assertIn("same --instance", text)
+        self.assertWellFormed(text)
+        env.hgd.restart()
+
 
 if __name__ == "__main__":
     hglib.main()
