@@ -245,9 +245,10 @@ int cliconfig_from_env(struct cliconfig *c, char *err, size_t errsz)
   return 0;
 }
 
-char *cliconfig_path(void)
+char *cliconfig_path(bool *named)
 {
   const char *explicit = getenv("HGCTL_CONFIG");
+  *named = explicit && *explicit;
   if (explicit)
     return *explicit ? strdup(explicit) : NULL;
   const char *xdg = getenv("XDG_CONFIG_HOME");
@@ -289,7 +290,8 @@ static char *unquote(char *v)
   return v;
 }
 
-int cliconfig_from_file(struct cliconfig *c, const char *path, char *err, size_t errsz)
+int cliconfig_from_file(struct cliconfig *c, const char *path, bool named, char *err,
+                        size_t errsz)
 {
   int rc = -1;
   char *line = NULL;
@@ -302,8 +304,8 @@ int cliconfig_from_file(struct cliconfig *c, const char *path, char *err, size_t
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   FILE *f = NULL;
   if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      return 0;
+    if ((errno == ENOENT || errno == ENOTDIR) && !named)
+      return 0; /* the default file may be missing; one named by HGCTL_CONFIG may not */
     snprintf(err, errsz, "cannot read config file %s: %s", path, strerror(errno));
     return -1;
   }

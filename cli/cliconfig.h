@@ -64,14 +64,16 @@ int cliconfig_from_env(struct cliconfig *c, char *err, size_t errsz);
 
 /* The config file path: $HGCTL_CONFIG if set (empty: no file), else
  * $XDG_CONFIG_HOME/hgctl/config, else ~/.config/hgctl/config. Returns a
- * malloc'd path, or NULL when there is none to read. */
-char *cliconfig_path(void);
+ * malloc'd path, or NULL when there is none to read; *named tells whether
+ * HGCTL_CONFIG named it. */
+char *cliconfig_path(bool *named);
 
 /* Read `key = value` lines from path ('#' comments, blank lines). A file that
- * does not exist is no error. Returns 0, or -1 with err set naming the file
+ * does not exist is no error, unless it was named (HGCTL_CONFIG). Returns 0, or -1 with err set naming the file
  * and line (never a value). Warns on stderr when a file that others may read
  * holds a secret. */
-int cliconfig_from_file(struct cliconfig *c, const char *path, char *err, size_t errsz);
+int cliconfig_from_file(struct cliconfig *c, const char *path, bool named, char *err,
+                        size_t errsz);
 
 /* For each setting that dst lacks, take it (moved) from src. */
 void cliconfig_merge(struct cliconfig *dst, struct cliconfig *src);

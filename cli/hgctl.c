@@ -4,12 +4,10 @@
  * and config file), request.c (MQTT), render.c (output). Each command below
  * builds its JSON, hands it to request.c and what comes back to render.c;
  * the exit status is the first failure's enum hgctl_rc. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -48,14 +46,9 @@ static int gather_settings(struct options *o, struct cliconfig *cfg)
     render_error(HGCTL_CODE_CONFIG, "%s", err);
     goto out;
   }
-  path = cliconfig_path();
-  /* The default file may be missing; one named by HGCTL_CONFIG may not. */
-  const char *named = getenv("HGCTL_CONFIG");
-  if (path && named && *named && access(path, F_OK) != 0) {
-    render_error(HGCTL_CODE_CONFIG, "HGCTL_CONFIG=%s: %s", path, strerror(errno));
-    goto out;
-  }
-  if (path && cliconfig_from_file(&file, path, err, sizeof(err)) < 0) {
+  bool named;
+  path = cliconfig_path(&named);
+  if (path && cliconfig_from_file(&file, path, named, err, sizeof(err)) < 0) {
     render_error(HGCTL_CODE_CONFIG, "%s", err);
     goto out;
   }

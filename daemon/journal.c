@@ -433,16 +433,24 @@ out:
   return rc;
 }
 
+/* Cut the file to its complete records (the reserve goes with the cut). */
+static int cut_to_records(struct journal *j)
+{
+  if(ftruncate(j->fd, (off_t)j->size) != 0)
+    return -1;
+  j->alloc = j->size;
+  return 0;
+}
+
 /* Cut a failed append back off. If even that fails, remember it: the next
  * append retries the cut first, so garbage never ends up mid-file. */
 static void rollback(struct journal *j)
 {
-  if(ftruncate(j->fd, (off_t)j->size) != 0) {
+  if(cut_to_records(j) != 0) {
     j->broken = true;
     log_event(LOG_LVL_ERROR, "journal.truncate_failed", "file=%s offset=%" PRIu64 " error=\"%s\"",
               j->path, j->size, strerror(errno));
   }
-  j->alloc = j->size; /* the reserve went with the cut */
 }
 
 void journal_reserve(struct journal *j, size_t bytes)
@@ -501,13 +509,12 @@ int journal_append(struct journal *j, const char *line, size_t len, bool durable
     return -1;
   }
   if(j->broken) {
-    if(ftruncate(j->fd, (off_t)j->size) != 0) {
+    if(cut_to_records(j) != 0) {
       seterr(err, errsz, "%s: cannot cut back an earlier failed write: %s", j->path,
              strerror(errno));
       return -1;
     }
     j->broken = false;
-    j->alloc = j->size;
   }
   if(durable && j->dir_dirty) {
     if(fsync_dir(j->dir) != 0) {
