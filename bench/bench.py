@@ -151,6 +151,22 @@ def thread_cpu(pid):
     return out
 
 
+def thread_switches(pid):
+    """{tid-comm: voluntary + involuntary context switches} of every thread
+    of pid: each is a wake-up, and on this VM a wake-up costs more than
+    most of the work it wakes for (perf: finish_task_switch)."""
+    out = {}
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                st = dict(line.split(":", 1) for line in f if ":" in line)
+            out["%s:%s" % (t, st["Name"].strip())] = (int(st["voluntary_ctxt_switches"]) +
+                                                      int(st["nonvoluntary_ctxt_switches"]))
+    except (OSError, KeyError, ValueError):
+        pass
+    return out
+
+
 def status_kb(pid, key):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -411,6 +427,7 @@ def measure(env, name, n, rate, mode):
     infra = [broker.pid, nginx.pid] + children(nginx.pid)
     cpu0 = [cpu_secs(p) for p in pids]
     threads0 = thread_cpu(pids[0])
+    switches0 = thread_switches(pids[0])
     infra0 = [cpu_secs(p) or 0 for p in infra]
     sampler = RssSampler(pids)
     sampler.start()
@@ -438,6 +455,7 @@ def measure(env, name, n, rate, mode):
             stop(perf, signal.SIGINT, timeout=30)
         cpu1 = [cpu_secs(p) for p in pids]
         threads1 = thread_cpu(pids[0])
+        switches1 = thread_switches(pids[0])
         infra1 = [cpu_secs(p) or 0 for p in infra]
         hwm = sum(status_kb(p, "VmHWM") or 0 for p in pids)
         alive = all(p.poll() is None for p in procs)
@@ -473,6 +491,8 @@ def measure(env, name, n, rate, mode):
         "receiver_connections": len(log.connections),
         "thread_cpu_s": {k: round(v - threads0.get(k, 0), 3) for k, v in threads1.items()
                          if v - threads0.get(k, 0) > 0},
+        "thread_switches_per_msg": {k: round((v - switches0.get(k, 0)) / max(delivered, 1), 2)
+                                    for k, v in switches1.items() if v > switches0.get(k, 0)},
     }
     return res
 

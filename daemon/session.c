@@ -49,10 +49,21 @@ struct session {
   pthread_cond_t qcv;
   struct outmsg *qhead, *qtail;
   size_t qlen;
-  bool qbusy, qstop, qfull_logged;
+  size_t qurgent; /* queued messages that are not lazy */
+  int64_t qlazy_since_ms; /* when the oldest lazy message was queued */
+  bool qbusy, qstop, qfull_logged, qflushing;
 };
 
 #define QUEUE_MAX 100000
+
+/* Delivery events (QoS 0, no correlation, not retained) are "lazy": the
+ * sender waits up to LINGER_MS, or for LINGER_BATCH of them, and sends
+ * them together. One escalation a delivery event meant two thread wake-ups
+ * each (ours, then Paho's send thread), and on the VM a wake-up costs more
+ * than the publish (docs/BENCHMARKS.md). Replies, status and retained
+ * documents go at once, and take the lazy ones queued before them along. */
+#define LINGER_MS 2
+#define LINGER_BATCH 64
 
 struct outmsg {
   struct outmsg *next;
@@ -61,6 +72,7 @@ struct outmsg {
   size_t len;
   int qos;
   bool retained;
+  bool lazy;
   char *corr; /* NULL: none */
   size_t corrlen;
 };
@@ -489,6 +501,19 @@ static void send_now(struct session *s, const struct outmsg *m)
     log_event(LOG_LVL_WARN, "mqtt.publish_failed", "topic=%s code=%d", m->topic, rc);
 }
 
+/* Until LINGER_MS after the oldest lazy message, unless something urgent,
+ * a full batch, a flush or the stop comes first. s->qmu held. */
+static void linger(struct session *s)
+{
+  int64_t until_ms = s->qlazy_since_ms + LINGER_MS;
+  struct timespec until = {until_ms / 1000, (long)(until_ms % 1000) * 1000000L};
+
+  while(s->qhead && !s->qurgent && s->qlen < LINGER_BATCH && !s->qflushing && !s->qstop &&
+        clock_mono_ms() < until_ms)
+    if(pthread_cond_timedwait(&s->qcv, &s->qmu, &until) != 0)
+      break;
+}
+
 static void *sender_main(void *arg)
 {
   struct session *s = arg;
@@ -499,15 +524,20 @@ static void *sender_main(void *arg)
       pthread_cond_wait(&s->qcv, &s->qmu);
     if(s->qstop)
       break;
-    struct outmsg *m = s->qhead;
-    s->qhead = m->next;
-    if(!s->qhead)
-      s->qtail = NULL;
-    s->qlen--;
+    linger(s);
+    /* Take the whole queue: one pass, in order. */
+    struct outmsg *batch = s->qhead;
+    s->qhead = s->qtail = NULL;
+    s->qlen = 0;
+    s->qurgent = 0;
     s->qbusy = true;
     pthread_mutex_unlock(&s->qmu);
-    send_now(s, m);
-    outmsg_free(m);
+    while(batch) {
+      struct outmsg *m = batch;
+      batch = m->next;
+      send_now(s, m);
+      outmsg_free(m);
+    }
     pthread_mutex_lock(&s->qmu);
     s->qbusy = false;
     pthread_cond_broadcast(&s->qcv); /* session_flush may wait for this */
@@ -531,6 +561,7 @@ int session_publish(struct session *s, const char *topic, const void *payload, s
   m->len = len;
   m->qos = qos;
   m->retained = retained;
+  m->lazy = qos == 0 && !retained && !corr;
   m->corrlen = corrlen;
   pthread_mutex_lock(&s->qmu);
   if(s->qlen >= QUEUE_MAX) {
@@ -550,7 +581,14 @@ int session_publish(struct session *s, const char *topic, const void *payload, s
     s->qhead = m;
   s->qtail = m;
   s->qlen++;
-  pthread_cond_broadcast(&s->qcv);
+  if(!m->lazy)
+    s->qurgent++;
+  else if(s->qlen == 1)
+    s->qlazy_since_ms = clock_mono_ms();
+  /* A lazy message wakes the sender only to start its linger (into an
+   * empty queue) or to end it (a full batch). */
+  if(!m->lazy || s->qlen == 1 || s->qlen >= LINGER_BATCH)
+    pthread_cond_broadcast(&s->qcv);
   pthread_mutex_unlock(&s->qmu);
   return 0;
 }
@@ -570,8 +608,11 @@ void session_flush(struct session *s, long timeout_ms)
     until.tv_nsec -= 1000000000L;
   }
   pthread_mutex_lock(&s->qmu);
+  s->qflushing = true; /* no lingering now */
+  pthread_cond_broadcast(&s->qcv);
   while((s->qhead || s->qbusy) && pthread_cond_timedwait(&s->qcv, &s->qmu, &until) == 0)
     ;
+  s->qflushing = false;
   pthread_mutex_unlock(&s->qmu);
 
   if(MQTTAsync_getPendingTokens(s->client, &tokens) != MQTTASYNC_SUCCESS || !tokens)
