@@ -80,12 +80,52 @@ bool jsonutil_utf8_valid(const char *str, size_t len)
   return true;
 }
 
+/* Where prescan found a bad string, for the message: the property it is
+ * the value of, an element of, or a property name. */
+struct scanpos {
+  char key[48];                        /* the latest property name, printable */
+  bool obj[JSONUTIL_MAX_DEPTH + 1];    /* container at each depth is an object */
+  unsigned char before;                /* structural character before the string */
+};
+
+static void scan_fail(const struct scanpos *p, int depth, const char *what, char *err,
+                      size_t errsz)
+{
+  if (!err || !errsz)
+    return;
+  if (p->before == ':' && p->key[0])
+    snprintf(err, errsz, "JSON string contains %s (in \"%s\")", what, p->key);
+  else if ((p->before == '[' || (p->before == ',' && !p->obj[depth])) && p->key[0])
+    snprintf(err, errsz, "JSON string contains %s (in an element of \"%s\")", what, p->key);
+  else if (depth > 0 && p->obj[depth] && p->before != ':')
+    snprintf(err, errsz, "JSON string contains %s (in a property name)", what);
+  else
+    snprintf(err, errsz, "JSON string contains %s", what);
+}
+
+static int hex4(const unsigned char *h)
+{
+  int v = 0;
+  for (int k = 0; k < 4; k++) {
+    int c = h[k], d = c >= '0' && c <= '9' ? c - '0'
+                      : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+    if (d < 0)
+      return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
 /* One pass before cJSON: nesting depth of containers outside strings, NUL
- * bytes, and \u0000 escapes (cJSON would cut the string there silently). */
+ * bytes, \u0000 escapes (cJSON would cut the string there silently) and
+ * lone surrogate escapes (which no UTF-8 can carry); a bad string is named
+ * by the property it belongs to. */
 static int prescan(const unsigned char *s, size_t len, char *err, size_t errsz)
 {
+  struct scanpos p = {.before = 0};
   int depth = 0;
   bool in_str = false;
+  size_t start = 0;
 
   for (size_t i = 0; i < len; i++) {
     unsigned char c = s[i];
@@ -95,29 +135,58 @@ static int prescan(const unsigned char *s, size_t len, char *err, size_t errsz)
     }
     if (in_str) {
       if (c < 0x20) {
-        set_err(err, errsz, "JSON string contains a raw control character");
+        scan_fail(&p, depth, "a raw control character", err, errsz);
         return -1;
       }
       if (c == '\\') {
-        if (i + 1 < len && s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0) {
-          set_err(err, errsz, "JSON string contains \\u0000");
+        int u = i + 5 < len && s[i + 1] == 'u' ? hex4(s + i + 2) : -1;
+        if (u == 0) {
+          scan_fail(&p, depth, "\\u0000", err, errsz);
           return -1;
         }
-        i++; /* skip the escaped character */
+        if (u >= 0xD800 && u <= 0xDBFF) { /* must pair with a low surrogate */
+          int lo = i + 11 < len && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s + i + 8) : -1;
+          if (lo < 0xDC00 || lo > 0xDFFF) {
+            scan_fail(&p, depth, "a lone surrogate escape", err, errsz);
+            return -1;
+          }
+          i += 11;
+        } else if (u >= 0xDC00 && u <= 0xDFFF) {
+          scan_fail(&p, depth, "a lone surrogate escape", err, errsz);
+          return -1;
+        } else {
+          i++; /* skip the escaped character (the digits are plain) */
+        }
       } else if (c == '"') {
         in_str = false;
+        size_t k = i + 1;
+        while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+          k++;
+        if (k < len && s[k] == ':') { /* it was a property name: remember it */
+          size_t n = i - start < sizeof(p.key) - 1 ? i - start : sizeof(p.key) - 1;
+          for (size_t m = 0; m < n; m++)
+            p.key[m] = s[start + m] >= 0x20 && s[start + m] < 0x7f && s[start + m] != '"'
+                           ? (char)s[start + m] : '?';
+          p.key[n] = '\0';
+        }
       }
       continue;
     }
     if (c == '"') {
       in_str = true;
+      start = i + 1;
     } else if (c == '[' || c == '{') {
       if (++depth > JSONUTIL_MAX_DEPTH) {
         set_err(err, errsz, "JSON nested too deeply");
         return -1;
       }
+      p.obj[depth] = c == '{';
+      p.before = c;
     } else if ((c == ']' || c == '}') && depth > 0) {
       depth--;
+      p.before = c;
+    } else if (c == ':' || c == ',') {
+      p.before = c;
     }
   }
   return 0;

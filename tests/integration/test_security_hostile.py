@@ -77,10 +77,11 @@ def request_cases():
         ("truncated UTF-8 sequence at the end of a string", "upsert",
          j(upsert(secret="x")).replace(b'"x"', b'"\xe2\x82"'), V, "UTF-8"),
         ("lone surrogate escape \\ud800", "upsert",
-         j(upsert(secret="x")).replace(b'"x"', b'"\\ud800"'), V, "JSON"),
+         j(upsert(secret="x")).replace(b'"x"', b'"\\ud800"'), V,
+         'lone surrogate escape (in "secret")'),
         ("raw NUL byte", "upsert", j(upsert(secret="x")).replace(b'"x"', b'"a\x00b"'), V, "NUL"),
         ("\\u0000 escape in secret", "upsert",
-         j(upsert(secret="x")).replace(b'"x"', b'"a\\u0000b"'), V, "u0000"),
+         j(upsert(secret="x")).replace(b'"x"', b'"a\\u0000b"'), V, 'u0000 (in "secret")'),
         ("raw control character in a string", "upsert",
          j(upsert(secret="x")).replace(b'"x"', b'"a\x01b"'), V, "control"),
         # numbers and duplicates

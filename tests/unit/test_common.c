@@ -733,6 +733,37 @@ static void test_jsonutil_limits(void **state)
   cJSON_Delete(j);
 }
 
+/* A bad string is named by where it is (hostile testing: the message for
+ * \u0000 or a lone surrogate did not say which property held it). */
+static void test_jsonutil_names_the_bad_string(void **state)
+{
+  (void)state;
+#define REFUSED(lit, want) expect_refused(lit, sizeof(lit) - 1, 1 << 16, want)
+  REFUSED("{\"secret\":\"a\\u0000b\"}", "\\u0000 (in \"secret\")");
+  REFUSED("{\"agentId\":\"x\",\"url\" : \"\\u0000\"}", "(in \"url\")");
+  REFUSED("{\"custom_fields\":[\"k\",\"x\\u0000\"]}", "(in an element of \"custom_fields\")");
+  REFUSED("{\"custom_fields\":[\"x\\u0000\"]}", "(in an element of \"custom_fields\")");
+  REFUSED("{\"fields\":{\"accountNumber\":\"\\u0000\"}}", "(in \"accountNumber\")");
+  REFUSED("{\"a\\u0000\":1}", "(in a property name)");
+  REFUSED("{\"a\":1,\"b\\u0000\":2}", "(in a property name)");
+  REFUSED("\"\\u0000\"", "contains \\u0000");
+  REFUSED("{\"summary\":\"\\ud800\"}", "lone surrogate escape (in \"summary\")");
+  REFUSED("{\"summary\":\"\\udc00\"}", "lone surrogate escape (in \"summary\")");
+  REFUSED("{\"summary\":\"\\ud83dx\"}", "lone surrogate");
+  REFUSED("{\"summary\":\"\\ud83d\\u0041\"}", "lone surrogate");
+  REFUSED("{\"summary\":\"\\ud83d\"}", "lone surrogate");
+  REFUSED("{\"summary\":\"a\x01\"}", "raw control character (in \"summary\")");
+#undef REFUSED
+  /* what is fine stays fine: a pair, an escaped backslash before "u0000",
+   * upper-case hex, keys with odd characters */
+  cJSON *j = parse("{\"s\":\"\\ud83d\\ude00\",\"t\":\"\\\\u0000\",\"u\":\"\\u00E9\","
+                   "\"k\\\"ey\":\"\\uD83D\\uDE00\"}");
+  assert_string_equal(jsonutil_get(j, "s")->valuestring, "\xf0\x9f\x98\x80");
+  assert_string_equal(jsonutil_get(j, "t")->valuestring, "\\u0000");
+  assert_string_equal(jsonutil_get(j, "u")->valuestring, "\xc3\xa9");
+  cJSON_Delete(j);
+}
+
 static void test_jsonutil_helpers(void **state)
 {
   (void)state;
@@ -1433,6 +1464,7 @@ int main(void)
       cmocka_unit_test(test_clock),
       cmocka_unit_test(test_reqsig_helpers),
       cmocka_unit_test(test_jsonutil_limits),
+      cmocka_unit_test(test_jsonutil_names_the_bad_string),
       cmocka_unit_test(test_jsonutil_helpers),
       cmocka_unit_test(test_webhook_request_ok),
       cmocka_unit_test(test_webhook_request_params),
