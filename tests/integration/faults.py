@@ -245,11 +245,11 @@ class Proxy:
     messages still reach it; cut() closes every proxied connection; heal()
     ends the black hole for the next connections."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, port=0):
         self.upstream_port = upstream_port
         self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
+        self.srv.bind(("127.0.0.1", port))  # port: that of a closed Proxy, to reopen it
         self.srv.listen(16)
         self.port = self.srv.getsockname()[1]
         self.drop = threading.Event()
