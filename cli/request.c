@@ -300,18 +300,8 @@ struct sub_guard {
 static void *sub_guard_run(void *arg)
 {
   struct sub_guard *g = arg;
-  struct timespec ts;
+  struct timespec ts = clock_mono_timespec(g->deadline);
 
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t wait = g->deadline - clock_mono_ms();
-  if (wait < 0)
-    wait = 0;
-  ts.tv_sec += (time_t)(wait / 1000);
-  ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
   pthread_mutex_lock(&g->mu);
   while (!g->done)
     if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) != 0)

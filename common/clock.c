@@ -20,6 +20,12 @@ int64_t clock_mono_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct timespec clock_mono_timespec(int64_t mono_ms)
+{
+  struct timespec ts = {(time_t)(mono_ms / 1000), (long)(mono_ms % 1000) * 1000000L};
+  return ts;
+}
+
 /* The wire form has a four-digit year: keep inside 0000-01-01..9999-12-31. */
 #define CLOCK_MIN_MS (-62167219200000LL)
 #define CLOCK_MAX_MS (253402300799999LL)

@@ -348,6 +348,14 @@ static int on_message(void *ctx, char *topic, int topiclen, MQTTAsync_message *m
 
 static void *sender_main(void *arg);
 
+/* QUEUE_MAX, or less for the tests (HGD_PUBLISH_QUEUE_MAX, docs/TESTING.md). */
+static size_t queue_max(void)
+{
+  const char *t = getenv("HGD_PUBLISH_QUEUE_MAX");
+  long v = t ? strtol(t, NULL, 10) : 0;
+  return v > 0 && v < QUEUE_MAX ? (size_t)v : QUEUE_MAX;
+}
+
 int session_create(const struct config *cfg, const char *will_topic, const char *will_json,
                    const char *const *topics, size_t ntopics, const struct session_handlers *h,
                    struct session **out, char *err, size_t errsz)
@@ -361,13 +369,7 @@ int session_create(const struct config *cfg, const char *will_topic, const char 
     goto oom;
   s->cfg = cfg;
   s->h = *h;
-  s->qmax = QUEUE_MAX;
-  {
-    const char *t = getenv("HGD_PUBLISH_QUEUE_MAX"); /* a test hook (docs/TESTING.md) */
-    long v = t ? strtol(t, NULL, 10) : 0;
-    if(v > 0 && v < QUEUE_MAX)
-      s->qmax = (size_t)v;
-  }
+  s->qmax = queue_max();
   s->uri = paho_uri(cfg->broker);
   s->will_topic = strdup(will_topic);
   s->will_json = strdup(will_json);
@@ -522,7 +524,7 @@ static void send_now(struct session *s, const struct outmsg *m)
 static void linger(struct session *s)
 {
   int64_t until_ms = s->qlazy_since_ms + LINGER_MS;
-  struct timespec until = {until_ms / 1000, (long)(until_ms % 1000) * 1000000L};
+  struct timespec until = clock_mono_timespec(until_ms);
 
   while(s->qhead && !s->qurgent && s->qlen < LINGER_BATCH && !s->qflushing && !s->qstop &&
         clock_mono_ms() < until_ms)
@@ -543,18 +545,19 @@ static void *sender_main(void *arg)
       break;
     linger(s);
     /* Take up to a batch, in order; the rest stays counted in qlen. */
-    struct outmsg *batch = s->qhead, *last = batch;
-    size_t n = 1;
-    while(n < LINGER_BATCH && last->next)
-      last = last->next, n++;
-    s->qhead = last->next;
-    last->next = NULL;
-    if(!s->qhead)
-      s->qtail = NULL;
-    s->qlen -= n;
-    for(struct outmsg *m = batch; m; m = m->next)
+    struct outmsg *batch = NULL, **tail = &batch;
+    for(size_t n = 0; s->qhead && n < LINGER_BATCH; n++) {
+      struct outmsg *m = s->qhead;
+      s->qhead = m->next;
+      m->next = NULL;
+      *tail = m;
+      tail = &m->next;
+      s->qlen--;
       if(!m->lazy)
         s->qurgent--;
+    }
+    if(!s->qhead)
+      s->qtail = NULL;
     s->qbusy = true;
     pthread_mutex_unlock(&s->qmu);
     while(batch) {
@@ -622,16 +625,9 @@ void session_flush(struct session *s, long timeout_ms)
 {
   MQTTAsync_token *tokens = NULL;
   int64_t deadline = clock_mono_ms() + timeout_ms;
-  struct timespec until;
+  struct timespec until = clock_mono_timespec(deadline);
 
   /* First our queue, then Paho's in-flight messages. */
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += timeout_ms / 1000;
-  until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-  if(until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
   pthread_mutex_lock(&s->qmu);
   s->qflushing = true; /* no lingering now */
   pthread_cond_broadcast(&s->qcv);
